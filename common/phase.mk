@@ -1,0 +1,162 @@
+# Build rules shared by every phase. A phase's Makefile is one line,
+#   include ../common/phase.mk
+# so every phase builds, tests and benchmarks the same way, from its own
+# sources only. Run from a phase folder (make -C phaseN-name <target>):
+#
+#   all        build/libgt.a, the examples, the tests and the benchmarks
+#   lib        build/libgt.a only
+#   test       run this phase's GoogleTest binaries (each under a hard timeout)
+#   test-inherited FROM=../<earlier phase>
+#              build the earlier phase's tests against this phase's library and run them
+#   demo       run every example in examples/, in name order
+#   bench      run the benchmarks; JSON results in build/bench/
+#   asan       build everything into build/asan with AddressSanitizer +
+#              UndefinedBehaviorSanitizer and run the tests there
+#   diagrams   render diagrams/*.dot to diagrams/*.svg (committed renders)
+#   clean      remove build/
+#
+# Knobs: BUILD (output folder), SANITIZE=1, OPT (optimisation flags),
+# TEST_TIMEOUT (seconds per test binary), RESULTS (file to append PASS/FAIL
+# lines to, for the top-level summary), BENCH_ARGS (extra benchmark flags).
+
+COMMON       := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+PHASE        := $(notdir $(CURDIR))
+BUILD        ?= build
+OPT          ?= -O2
+TEST_TIMEOUT ?= 300
+ARCH         := $(shell uname -m)
+PYTHON       ?= python3
+
+SANITIZERS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_FLAGS  := $(if $(SANITIZE),$(SANITIZERS))
+CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror $(SAN_FLAGS)
+CPPFLAGS  += -Iinclude -Isrc -MMD -MP
+LDFLAGS   += $(SAN_FLAGS)
+LDLIBS    += -pthread
+
+# ---- the library --------------------------------------------------------
+LIB_SRCS := $(wildcard src/*.cpp) $(wildcard src/arch/*_$(ARCH).S)
+LIB_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
+LIB      := $(BUILD)/libgt.a
+
+# ---- examples, tests, benchmarks ----------------------------------------
+EXAMPLES      := $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*.cpp))
+TEST_MAINS    := $(wildcard tests/*_test.cpp)
+TEST_HELPERS  := $(filter-out $(TEST_MAINS),$(wildcard tests/*.cpp)) $(wildcard tests/*_$(ARCH).S)
+TEST_HELPER_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(TEST_HELPERS))
+# Every test is built twice: at $(OPT) and at -O0, because ABI mistakes in a
+# context switch (stack alignment, clobbered registers) show up differently.
+TESTS         := $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(TEST_MAINS)) \
+                 $(patsubst tests/%.cpp,$(BUILD)/tests/%_O0,$(TEST_MAINS))
+GTEST_LIBS    := -lgtest_main -lgtest
+BENCH_SRCS    := $(wildcard bench/*.cpp)
+BENCHES       := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(BENCH_SRCS))
+BENCH_LIBS    := -lbenchmark
+# Peers for the side-by-side benchmarks, used when their Debian packages
+# (libboost-context-dev, libboost-fiber-dev) are installed.
+HAVE_BOOST_FIBER := $(if $(wildcard /usr/include/boost/fiber/all.hpp),1)
+ifeq ($(HAVE_BOOST_FIBER),1)
+  BENCH_CPPFLAGS := -DGT_HAVE_BOOST_FIBER=1
+  BENCH_LIBS     += -lboost_fiber -lboost_context
+endif
+
+.PHONY: all lib examples tests benches test test-inherited demo bench asan diagrams clean
+.DEFAULT_GOAL := all
+
+all: lib examples tests benches
+lib: $(LIB)
+examples: $(EXAMPLES)
+tests: $(TESTS)
+benches: $(BENCHES)
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/obj/%.cpp.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
+
+$(BUILD)/obj/%.S.o: %.S
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(SAN_FLAGS) -g -c $< -o $@
+
+$(BUILD)/obj/%_O0.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -O0 -c $< -o $@
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.cpp.o $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%_O0: $(BUILD)/obj/tests/%_O0.o $(TEST_HELPER_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GTEST_LIBS) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.cpp.o $(TEST_HELPER_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GTEST_LIBS) $(LDLIBS) -o $@
+
+$(BUILD)/obj/bench/%.cpp.o: bench/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.cpp.o $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(BENCH_LIBS) $(LDLIBS) -o $@
+
+test: $(TESTS)
+	@$(PYTHON) $(COMMON)/run_tests.py --label $(PHASE) --timeout $(TEST_TIMEOUT) \
+	  $(if $(RESULTS),--results $(RESULTS)) $(TESTS)
+
+# The tests of an earlier phase, compiled against this phase's headers and
+# library: proof that this phase still does everything the earlier one did.
+ifdef FROM
+INHERITED_DIR     := $(BUILD)/inherited/$(notdir $(FROM))
+INHERITED_MAINS   := $(wildcard $(FROM)/tests/*_test.cpp)
+INHERITED_HELPERS := $(filter-out $(INHERITED_MAINS),$(wildcard $(FROM)/tests/*.cpp)) \
+                     $(wildcard $(FROM)/tests/*_$(ARCH).S)
+INHERITED_HELPER_OBJS := $(patsubst $(FROM)/tests/%,$(INHERITED_DIR)/obj/%.o,$(INHERITED_HELPERS))
+INHERITED_TESTS   := $(patsubst $(FROM)/tests/%.cpp,$(INHERITED_DIR)/%,$(INHERITED_MAINS))
+
+$(INHERITED_DIR)/obj/%.cpp.o: $(FROM)/tests/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
+
+$(INHERITED_DIR)/obj/%.S.o: $(FROM)/tests/%.S
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(SAN_FLAGS) -g -c $< -o $@
+
+$(INHERITED_DIR)/%: $(INHERITED_DIR)/obj/%.cpp.o $(INHERITED_HELPER_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GTEST_LIBS) $(LDLIBS) -o $@
+
+test-inherited: $(INHERITED_TESTS)
+	@$(PYTHON) $(COMMON)/run_tests.py --label "$(PHASE) running $(notdir $(FROM))'s tests" \
+	  --timeout $(TEST_TIMEOUT) $(if $(RESULTS),--results $(RESULTS)) $(INHERITED_TESTS)
+else
+test-inherited:
+	@echo "test-inherited: say which phase's tests to run, e.g. FROM=../phase1-basic" >&2; exit 2
+endif
+
+demo: $(EXAMPLES)
+	@for e in $(EXAMPLES); do echo "--- $$e"; $$e || exit 1; done
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do \
+	  echo "--- $$b"; \
+	  $$b --benchmark_out=$$b.json --benchmark_out_format=json $(BENCH_ARGS) || exit 1; \
+	done
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SANITIZE=1 test
+
+DOTS := $(wildcard diagrams/*.dot)
+diagrams: $(DOTS:.dot=.svg)
+diagrams/%.svg: diagrams/%.dot
+	dot -Tsvg $< -o $@
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Runs GoogleTest binaries under a hard timeout and counts their test cases.
+
+    run_tests.py [--label L] [--timeout S] [--results FILE] BINARY...
+    run_tests.py --check NAME [--results FILE] -- COMMAND...
+    run_tests.py --summarize FILE
+
+Each binary runs with --gtest_output=json, so the count is per test case.
+A binary that crashes, hangs past the timeout (a scheduler bug usually
+hangs) or writes no report counts as one failed test named after it.
+With --results, one line per test ("PASS name" / "FAIL name") is appended
+to FILE; --summarize reads such a file and prints "N passed, N failed" as
+its last line, exiting non-zero if anything failed.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def run_binary(path, timeout):
+    """Returns ([(name, passed)], log_text)."""
+    report = path + ".json"
+    if os.path.exists(report):
+        os.remove(report)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([path, "--gtest_output=json:" + report],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=timeout, check=False)
+        log = proc.stdout.decode(errors="replace")
+        code = proc.returncode
+    except subprocess.TimeoutExpired as e:
+        log = (e.stdout or b"").decode(errors="replace")
+        log += f"\n*** {path}: killed after the {timeout} s timeout (a hang is a failure)\n"
+        return [(os.path.basename(path) + " (timed out)", False)], log, time.monotonic() - start
+    elapsed = time.monotonic() - start
+    results = []
+    if os.path.exists(report):
+        with open(report) as f:
+            data = json.load(f)
+        for suite in data.get("testsuites", []):
+            for case in suite.get("testsuite", []):
+                if case.get("status") == "NOTRUN" or case.get("result") == "SKIPPED":
+                    continue
+                ok = not case.get("failures")
+                results.append((f"{suite['name']}.{case['name']}", ok))
+    if code != 0 and all(ok for _, ok in results):
+        # Died after (or before) its report was written: still a failure.
+        results.append((os.path.basename(path) + f" (exit status {code})", False))
+    if not results:
+        results.append((os.path.basename(path) + " (ran no test)", False))
+    return results, log, elapsed
+
+
+def append_results(path, label, results):
+    if not path:
+        return
+    with open(path, "a") as f:
+        for name, ok in results:
+            f.write(f"{'PASS' if ok else 'FAIL'} {label}: {name}\n")
+
+
+def summarize(path):
+    passed = failed = 0
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.startswith("PASS "):
+                    passed += 1
+                elif line.startswith("FAIL "):
+                    failed += 1
+                    print("  failed:", line[5:].rstrip())
+    if passed + failed == 0:
+        failed = 1
+        print("  failed: no test ran at all")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--label", default="")
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--results")
+    ap.add_argument("--check")
+    ap.add_argument("--summarize")
+    ap.add_argument("rest", nargs="*")
+    args = ap.parse_args()
+
+    if args.summarize:
+        return summarize(args.summarize)
+
+    if args.check:
+        start = time.monotonic()
+        proc = subprocess.run(args.rest, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        ok = proc.returncode == 0
+        status = "ok" if ok else "FAILED"
+        print(f"check {args.check}: {status} ({time.monotonic() - start:.1f} s)")
+        if not ok:
+            sys.stdout.write(proc.stdout.decode(errors="replace"))
+        append_results(args.results, "check", [(args.check, ok)])
+        return 0 if ok else 1
+
+    total_pass = total_fail = 0
+    for binary in args.rest:
+        results, log, elapsed = run_binary(binary, args.timeout)
+        npass = sum(1 for _, ok in results if ok)
+        nfail = len(results) - npass
+        total_pass += npass
+        total_fail += nfail
+        print(f"{args.label}: {os.path.basename(binary)}: {npass} passed, {nfail} failed ({elapsed:.1f} s)")
+        if nfail:
+            sys.stdout.write(log[-6000:])
+            for name, ok in results:
+                if not ok:
+                    print(f"  FAILED {name}")
+        append_results(args.results, args.label, [(f"{os.path.basename(binary)}: {n}", ok) for n, ok in results])
+    print(f"{args.label}: {total_pass} passed, {total_fail} failed")
+    return 0 if total_fail == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+// The scheduler: one per OS thread. It owns the run queue and knows which
+// thread is RUNNING; every switch between green threads goes through it.
+#pragma once
+
+#include <cstdint>
+
+#include "control_block.hpp"
+
+namespace gt::detail {
+
+/// A new process-unique thread id (1, 2, 3, ...). Thread-safe.
+std::uint64_t allocate_thread_id() noexcept;
+
+class scheduler {
+public:
+    /// The calling OS thread's scheduler. The first call on an OS thread
+    /// creates it and adopts the code already running there (e.g. main) as
+    /// its first green thread, in state RUNNING.
+    static scheduler& current() noexcept;
+
+    scheduler(const scheduler&) = delete;
+    scheduler& operator=(const scheduler&) = delete;
+
+    /// The thread in state RUNNING.
+    control_block* running() const noexcept { return running_; }
+
+    /// True if some thread other than the running one is READY.
+    bool has_ready() const noexcept { return !run_queue_.empty(); }
+
+    /// Makes a new thread READY at the back of the run queue. The caller
+    /// keeps running.
+    void make_ready(control_block* t) noexcept;
+
+    /// Round robin: the running thread goes to the back of the run queue
+    /// and the front thread runs. Returns at once if the run queue is empty.
+    void yield() noexcept;
+
+    /// Called by a new thread as its first act, right after its first switch.
+    void thread_started() noexcept;
+
+    /// Marks the running thread FINISHED and switches away from it for good.
+    [[noreturn]] void finish_running() noexcept;
+
+private:
+    scheduler() noexcept;
+
+    /// The scheduling policy: which READY thread runs next (nullptr: none).
+    /// Round robin: the one that has waited longest.
+    control_block* pick_next() noexcept;
+
+    /// Makes `next` RUNNING and switches to it from the running thread,
+    /// whose state the caller has already set (READY or FINISHED). Returns
+    /// when some later switch_to resumes the caller.
+    void switch_to(control_block* next) noexcept;
+
+    run_queue run_queue_;
+    control_block main_;         // the adopted OS-thread flow
+    control_block* running_;     // exactly one RUNNING thread at any time
+};
+
+}  // namespace gt::detail
