@@ -62,6 +62,8 @@ endif
 
 .PHONY: all lib examples tests benches test test-inherited demo bench asan diagrams clean
 .DEFAULT_GOAL := all
+# Keep object files that pattern chains would otherwise delete as intermediates.
+.SECONDARY:
 
 all: lib examples tests benches
 lib: $(LIB)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <system_error>
@@ -27,17 +28,19 @@ std::size_t page_size() noexcept {
 
 stack stack::allocate(std::size_t usable_bytes, unsigned long long thread_id) {
     const std::size_t page = page_size();
-    const std::size_t usable = (usable_bytes + page - 1) / page * page;
+    const bool too_big = usable_bytes > SIZE_MAX / 2;  // rounding below would overflow
+    const std::size_t usable = too_big ? 0 : (usable_bytes + page - 1) / page * page;
     const std::size_t total = usable + page;
 
     // MAP_NORESERVE: only the pages a thread touches cost memory.
-    void* mapping = ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    void* mapping = too_big ? MAP_FAILED
+                            : ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
     if (mapping == MAP_FAILED) {
-        const int err = errno;
+        const int err = too_big ? ENOMEM : errno;
         throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
-                                "gt::thread " + std::to_string(thread_id) + ": mmap of a " +
-                                    std::to_string(total) + "-byte stack failed: " + std::strerror(err));
+                                "gt::thread " + std::to_string(thread_id) + ": mmap of a stack of " +
+                                    std::to_string(usable_bytes) + " bytes failed: " + std::strerror(err));
     }
     if (::mprotect(mapping, page, PROT_NONE) != 0) {
         const int err = errno;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Every phase builds on its own: a phase folder plus common/ (the shared build
+# rules) is all a learner needs. For each phase, copies ONLY that phase (less
+# its build/ folder) and common/ into a temporary folder, in the same layout
+# (tmp/<phase>, tmp/common), and builds the library, the examples, the tests
+# and, when Google Benchmark is installed, the benchmarks there. A relative
+# reference to a sibling phase or to the top level cannot resolve there, so it
+# fails the build; an absolute one could, so every dependency make recorded
+# (the build/**/*.d files) and every command it ran is also checked for paths
+# into the repository.
+#
+#   tests/check_standalone.sh [PHASE...]     (default: every phase)
+source "$(dirname "$0")/lib.sh"
+
+targets=(lib examples tests)
+if [ -f /usr/include/benchmark/benchmark.h ]; then
+  targets+=(benches)
+else
+  echo "note: Google Benchmark is not installed (tools/deps.sh bench): benchmarks not built"
+fi
+jobs=$(nproc 2>/dev/null || echo 2)
+
+list=("$@")
+[ ${#list[@]} -gt 0 ] || mapfile -t list < <(phases)
+[ ${#list[@]} -gt 0 ] || { echo "check_standalone: no phase folders (phase[0-9]-*) in $ROOT"; exit 1; }
+
+failures=0
+for phase in "${list[@]}"; do
+  phase=${phase%/}
+  start=$SECONDS
+  box=$CHECK_TMP/$phase
+  mkdir -p "$box"
+  tar -C "$ROOT" --exclude="$phase/build" -cf - "$phase" common | tar -C "$box" -xf -
+  log=$box/build.log
+  if ! "${MAKE_CMD[@]}" -C "$box/$phase" -j"$jobs" "${targets[@]}" >"$log" 2>&1; then
+    echo "$phase: does not build standalone (only $phase/ and common/ copied to a temporary folder)."
+    echo "  make ${targets[*]} said (last 25 lines):"
+    tail -n 25 "$log" | sed 's/^/    /'
+    failures=$((failures + 1))
+    rm -rf "$box"
+    continue
+  fi
+  # Anything the build read or ran that names the repository is a reference
+  # that would break in a copy of the phase.
+  outside=$( { find "$box/$phase/build" -name '*.d' -exec cat {} +; cat "$log"; } \
+             | tr ' \t' '\n\n' | grep -F -- "$ROOT/" | sort -u | head -n 10 || true)
+  if [ -n "$outside" ]; then
+    echo "$phase: its build reads files outside the phase folder and common/:"
+    echo "$outside" | sed 's/^/    /'
+    failures=$((failures + 1))
+  else
+    echo "$phase: builds standalone ($((SECONDS - start)) s)"
+  fi
+  rm -rf "$box"
+done
+
+if [ "$failures" -gt 0 ]; then
+  echo "check_standalone: $failures phase(s) do not build standalone"
+  exit 1
+fi
+echo "check_standalone: ${#list[@]} phase(s) build standalone ($(elapsed))"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, or says how to.
+#
+#   tools/deps.sh build|test|demo|bench|docs|all
+#
+# Quiet when everything is present. Otherwise installs the missing packages
+# with apt-get (directly as root, through sudo otherwise) and says so in one
+# line; where it cannot, it prints the exact command to run and fails.
+set -euo pipefail
+
+need=${1:-all}
+build=(g++ make python3 coreutils)
+test=("${build[@]}" libgtest-dev graphviz)
+bench=("${build[@]}" libbenchmark-dev libboost-context-dev libboost-fiber-dev)
+docs=(doxygen graphviz)
+all=("${test[@]}" "${bench[@]}" "${docs[@]}" valgrind gdb clang-format)
+
+case "$need" in
+  build|demo) pkgs=("${build[@]}") ;;
+  test|asan|check) pkgs=("${test[@]}") ;;
+  bench) pkgs=("${bench[@]}") ;;
+  docs) pkgs=("${docs[@]}") ;;
+  all) pkgs=("${all[@]}") ;;
+  *) echo "tools/deps.sh: unknown set '$need' (build, test, demo, bench, docs, all)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in $(printf '%s\n' "${pkgs[@]}" | sort -u); do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo="sudo"
+else
+  echo "Missing Debian packages: ${missing[*]}. Install them with:" >&2
+  echo "  sudo apt-get update && sudo $cmd" >&2
+  exit 1
+fi
+echo "Installing missing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo $cmd >/tmp/gt-deps.log 2>&1; then
+  # A fresh machine may have no package lists yet.
+  $sudo apt-get update -qq >>/tmp/gt-deps.log 2>&1 || true
+  if ! $sudo $cmd >>/tmp/gt-deps.log 2>&1; then
+    echo "Could not install ${missing[*]} (log: /tmp/gt-deps.log). Run:" >&2
+    echo "  sudo apt-get update && sudo $cmd" >&2
+    exit 1
+  fi
+fi
