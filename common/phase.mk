@@ -29,6 +29,8 @@ PYTHON       ?= python3
 
 SANITIZERS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_FLAGS  := $(if $(SANITIZE),$(SANITIZERS))
+# Under ASan, also put locals on fake stacks: exercises the fiber-switch annotations.
+ASAN_ENV   := $(if $(SANITIZE),ASAN_OPTIONS=detect_stack_use_after_return=1:$(ASAN_OPTIONS))
 CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror $(SAN_FLAGS)
 CPPFLAGS  += -Iinclude -Isrc -MMD -MP
 LDFLAGS   += $(SAN_FLAGS)
@@ -101,14 +103,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.cpp.o $(TEST_HELPER_OBJS) $(LIB)
 
 $(BUILD)/obj/bench/%.cpp.o: bench/%.cpp
 	@mkdir -p $(@D)
-	$(CXX) $(CPPFLAGS) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
+	$(CXX) $(CPPFLAGS) -I$(COMMON) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.cpp.o $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(BENCH_LIBS) $(LDLIBS) -o $@
 
 test: $(TESTS)
-	@$(PYTHON) $(COMMON)/run_tests.py --label $(PHASE) --timeout $(TEST_TIMEOUT) \
+	@$(ASAN_ENV) $(PYTHON) $(COMMON)/run_tests.py --label $(PHASE) --timeout $(TEST_TIMEOUT) \
 	  $(if $(RESULTS),--results $(RESULTS)) $(TESTS)
 
 # The tests of an earlier phase, compiled against this phase's headers and

@@ -130,6 +130,8 @@ public:
     /// As thread(F&&, Args&&...), with options.
     /// @param attrs options; attrs.stack_size in bytes, at least
     ///        attributes::min_stack_size.
+    /// @param f the callable the new thread runs (decay-copied).
+    /// @param args the arguments it is called with (decay-copied).
     /// @throws std::invalid_argument when attrs.stack_size is below
     ///         attributes::min_stack_size (the message says the minimum).
     /// @throws std::system_error errc::resource_unavailable_try_again when
