@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -30,8 +29,9 @@ namespace bench {
 /// every iteration performs `ops_per_iteration` operations (a ping-pong
 /// round trip is two switches). Counter flags turn the value v into
 /// 1 / (v * iterations / elapsed seconds); with v = ops * 1e-9 that is
-/// elapsed nanoseconds / (iterations * ops). Name the counter "ns_per_<op>":
-/// the ratio table looks for that prefix.
+/// elapsed nanoseconds / (iterations * ops). Elapsed is wall-clock time when
+/// the benchmark is registered with UseRealTime(), CPU time otherwise. Name
+/// the counter "ns_per_<op>": the ratio table looks for that prefix.
 inline benchmark::Counter ns_per_op(double ops_per_iteration) {
     return benchmark::Counter(ops_per_iteration * 1e-9,
                               benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
@@ -75,7 +75,13 @@ inline bool is_false(const std::string& v) { return v == "false" || v == "no" ||
 inline std::unique_ptr<benchmark::BenchmarkReporter> make_display(const std::string& format, int argc,
                                                                   char** argv) {
     if (format == "json") return std::make_unique<benchmark::JSONReporter>();
-    if (format == "csv") return std::make_unique<benchmark::CSVReporter>();
+    if (format == "csv") {
+        // Deprecated upstream, but still a documented --benchmark_format.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+        return std::make_unique<benchmark::CSVReporter>();
+#pragma GCC diagnostic pop
+    }
     const std::string color = flag_value(argc, argv, "benchmark_color");
     const std::string tabular = flag_value(argc, argv, "benchmark_counters_tabular");
     int options = benchmark::ConsoleReporter::OO_None;
@@ -98,7 +104,16 @@ public:
     bool ReportContext(const Context& context) override { return display_->ReportContext(context); }
 
     void ReportRuns(const std::vector<Run>& runs) override {
-        display_->ReportRuns(runs);
+        // The console marks an inverted rate counter with a unit of "s";
+        // ours are already nanoseconds, so show them as plain numbers. The
+        // values themselves (and the --benchmark_out file) are unchanged.
+        std::vector<Run> shown = runs;
+        for (Run& run : shown) {
+            for (auto& [key, counter] : run.counters) {
+                if (key.rfind("ns_per_", 0) == 0) counter.flags = benchmark::Counter::kDefaults;
+            }
+        }
+        display_->ReportRuns(shown);
         for (const Run& run : runs) {
             if (run.error_occurred) continue;
             const double* value = per_op_value(run);
@@ -144,8 +159,8 @@ private:
 
 inline std::string format_ns(double ns) {
     char buf[32];
-    if (ns >= 10000) {
-        std::snprintf(buf, sizeof buf, "%.1f us", ns / 1000);
+    if (ns >= 1000) {
+        std::snprintf(buf, sizeof buf, "%.2f us", ns / 1000);
     } else {
         std::snprintf(buf, sizeof buf, "%.1f ns", ns);
     }
@@ -156,14 +171,15 @@ inline void print_table(std::ostream& out, const collecting_reporter& results,
                         const std::vector<comparison>& comparisons) {
     out << "\nRatios (median ns per operation; \"Nx faster\" = peer's time / ours)\n";
     char line[256];
-    std::snprintf(line, sizeof line, "  %-44s %10s %10s  %-14s %-22s %s\n", "comparison", "ours", "peer",
+    std::snprintf(line, sizeof line, "  %-46s %10s %10s  %-16s %-16s %s\n", "comparison", "ours", "peer",
                   "ratio", "target", "met?");
     out << line;
     for (const comparison& c : comparisons) {
         const double ours = results.median(c.ours);
         const double peer = results.median(c.peer);
+        if (c.unavailable == nullptr && ours <= 0 && peer <= 0) continue;  // both filtered out
         if (c.unavailable != nullptr || ours <= 0 || peer <= 0) {
-            std::snprintf(line, sizeof line, "  %-44s n/a: %s\n", c.label,
+            std::snprintf(line, sizeof line, "  %-46s n/a: %s\n", c.label,
                           c.unavailable != nullptr ? c.unavailable : "not run (filtered out or failed)");
             out << line;
             continue;
@@ -187,9 +203,11 @@ inline void print_table(std::ostream& out, const collecting_reporter& results,
                 met = ours / peer <= c.factor ? "yes" : "NO";
                 break;
         }
-        std::snprintf(line, sizeof line, "  %-44s %10s %10s  %-14s %-22s %s\n", c.label, format_ns(ours).c_str(),
+        std::snprintf(line, sizeof line, "  %-46s %10s %10s  %-16s %-16s %s", c.label, format_ns(ours).c_str(),
                       format_ns(peer).c_str(), ratio, target, met);
-        out << line;
+        std::string text = line;
+        text.erase(text.find_last_not_of(' ') + 1);  // no trailing blanks when there is no target
+        out << text << '\n';
     }
 }
 

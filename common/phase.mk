@@ -13,6 +13,7 @@
 #   asan       build everything into build/asan with AddressSanitizer +
 #              UndefinedBehaviorSanitizer and run the tests there
 #   diagrams   render diagrams/*.dot to diagrams/*.svg (committed renders)
+#   trace      run a demo with GT_TRACE and draw diagrams/trace_<demo>.png
 #   clean      remove build/
 #
 # Knobs: BUILD (output folder), SANITIZE=1, OPT (optimisation flags),
@@ -29,9 +30,12 @@ PYTHON       ?= python3
 
 SANITIZERS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_FLAGS  := $(if $(SANITIZE),$(SANITIZERS))
+# GCC 12's flow analysis is confused by sanitizer instrumentation and warns
+# "may be used uninitialized" inside libstdc++ (std::function in std::regex).
+SAN_CXXFLAGS := $(if $(SANITIZE),-Wno-maybe-uninitialized)
 # Under ASan, also put locals on fake stacks: exercises the fiber-switch annotations.
 ASAN_ENV   := $(if $(SANITIZE),ASAN_OPTIONS=detect_stack_use_after_return=1:$(ASAN_OPTIONS))
-CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror $(SAN_FLAGS)
+CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror $(SAN_FLAGS) $(SAN_CXXFLAGS)
 CPPFLAGS  += -Iinclude -Isrc -MMD -MP
 LDFLAGS   += $(SAN_FLAGS)
 LDLIBS    += -pthread
@@ -62,7 +66,7 @@ ifeq ($(HAVE_BOOST_FIBER),1)
   BENCH_LIBS     += -lboost_fiber -lboost_context
 endif
 
-.PHONY: all lib examples tests benches test test-inherited demo bench asan diagrams clean
+.PHONY: all lib examples tests benches test test-inherited demo bench asan diagrams trace clean
 .DEFAULT_GOAL := all
 # Keep object files that pattern chains would otherwise delete as intermediates.
 .SECONDARY:
@@ -116,6 +120,8 @@ test: $(TESTS)
 # The tests of an earlier phase, compiled against this phase's headers and
 # library: proof that this phase still does everything the earlier one did.
 ifdef FROM
+# FROM=../phase1-basic/ (as tab completion writes it) means FROM=../phase1-basic.
+override FROM     := $(patsubst %/,%,$(FROM))
 INHERITED_DIR     := $(BUILD)/inherited/$(notdir $(FROM))
 INHERITED_MAINS   := $(wildcard $(FROM)/tests/*_test.cpp)
 INHERITED_HELPERS := $(filter-out $(INHERITED_MAINS),$(wildcard $(FROM)/tests/*.cpp)) \
@@ -136,7 +142,8 @@ $(INHERITED_DIR)/%: $(INHERITED_DIR)/obj/%.cpp.o $(INHERITED_HELPER_OBJS) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(GTEST_LIBS) $(LDLIBS) -o $@
 
 test-inherited: $(INHERITED_TESTS)
-	@$(PYTHON) $(COMMON)/run_tests.py --label "$(PHASE) running $(notdir $(FROM))'s tests" \
+	@test -d $(FROM)/tests || { echo "test-inherited: $(FROM)/tests does not exist (FROM=$(FROM))" >&2; exit 2; }
+	@$(ASAN_ENV) $(PYTHON) $(COMMON)/run_tests.py --label "$(PHASE) running $(notdir $(FROM))'s tests" \
 	  --timeout $(TEST_TIMEOUT) $(if $(RESULTS),--results $(RESULTS)) $(INHERITED_TESTS)
 else
 test-inherited:
@@ -154,6 +161,21 @@ bench: $(BENCHES)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SANITIZE=1 test
+
+# The trace picture: run a demo with GT_TRACE and draw its timeline (phases
+# whose runtime writes traces, i.e. that have src/trace.cpp). The demo is
+# the example whose comments show how to run it with GT_TRACE.
+TRACE_DEMO ?= $(basename $(notdir $(firstword $(shell grep -l 'GT_TRACE=' examples/*.cpp 2>/dev/null))))
+ifneq ($(wildcard src/trace.cpp),)
+trace: $(BUILD)/examples/$(TRACE_DEMO)
+	GT_TRACE=$(BUILD)/$(TRACE_DEMO).trace.json $(BUILD)/examples/$(TRACE_DEMO) >/dev/null
+	/usr/bin/python3 $(COMMON)/trace_timeline.py $(BUILD)/$(TRACE_DEMO).trace.json \
+	  diagrams/trace_$(TRACE_DEMO).png --title "GT_TRACE of examples/$(TRACE_DEMO).cpp"
+	@echo "trace: $(BUILD)/$(TRACE_DEMO).trace.json (open it in ui.perfetto.dev); picture: diagrams/trace_$(TRACE_DEMO).png"
+else
+trace:
+	@echo "$(PHASE) writes no traces (GT_TRACE arrives with thread management, phase 2)"
+endif
 
 DOTS := $(wildcard diagrams/*.dot)
 diagrams: $(DOTS:.dot=.svg)

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""Draws a timeline picture of a GT_TRACE file (Chrome trace-event JSON).
+
+    trace_timeline.py TRACE.json OUT.png|OUT.svg [--title TEXT]
+
+One row per green thread (and one for the OS thread's idle time); a bar
+for every stretch a thread held the CPU ("run" events), coloured by the
+thread's priority; markers for create, block, wake, priority change and
+finish. Uses matplotlib (Debian: python3-matplotlib), so run it with the
+system Python, /usr/bin/python3.
+"""
+import argparse
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+MARKERS = {  # instant event -> (marker, colour, label)
+    "create": ("^", "#0072B2", "create"),
+    "block": ("s", "#D55E00", "block"),
+    "wake": ("o", "#009E73", "wake"),
+    "priority": ("D", "#CC79A7", "priority change"),
+    "finish": ("x", "#000000", "finish"),
+}
+
+
+def load(path):
+    with open(path) as f:
+        text = f.read().strip()
+    if not text.endswith("]"):  # a process that died mid-trace: JSON array format allows this
+        text = text.rstrip(",\n") + "]"
+    return json.loads(text)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("trace")
+    ap.add_argument("out")
+    ap.add_argument("--title", default="Which thread ran when")
+    args = ap.parse_args()
+    events = load(args.trace)
+
+    names = {e["tid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e["name"] == "thread_name"}
+    tids = sorted(names, key=lambda t: (t == 0, t))  # threads by id, idle last
+    if not tids:
+        sys.exit(f"{args.trace}: no thread_name events: is it a GT_TRACE file?")
+    row = {tid: i for i, tid in enumerate(reversed(tids))}
+    cmap = plt.get_cmap("viridis")
+
+    runs = sorted((e for e in events if e.get("ph") == "X"), key=lambda e: e["ts"])
+    fig, (ax, order) = plt.subplots(2, 1, figsize=(11, 1.1 * len(tids) + 2.6),
+                                    gridspec_kw={"height_ratios": [1, 1]})
+
+    # Top: real time.
+    end = 0.0
+    for e in runs:
+        start, dur = e["ts"] / 1000.0, max(e["dur"] / 1000.0, 0.02)  # ms; keep tiny slices visible
+        end = max(end, start + dur)
+        colour = "#BBBBBB" if e["tid"] == 0 else cmap(e["args"]["priority"] / 31.0)
+        ax.broken_barh([(start, dur)], (row[e["tid"]] - 0.35, 0.7), facecolors=colour, edgecolors="black",
+                       linewidth=0.3)
+    seen = set()
+    for e in events:
+        if e.get("ph") != "i" or e["name"] not in MARKERS:
+            continue
+        marker, colour, label = MARKERS[e["name"]]
+        ax.plot(e["ts"] / 1000.0, row[e["tid"]] + 0.42, marker=marker, color=colour, markersize=5, linestyle="",
+                label=label if label not in seen else None)
+        seen.add(label)
+    ax.set_xlabel("time since the trace started (ms)")
+    ax.set_xlim(0, end * 1.02 if end else 1)
+    ax.set_title(args.title + "\nreal time: bars are stretches on the CPU, coloured by priority (0-31); grey: OS thread idle",
+                 fontsize=10)
+    ax.legend(loc="upper right", fontsize=7, ncol=len(seen) or 1, framealpha=0.9)
+
+    # Bottom: the same stretches in order, one slot each, so that stretches
+    # of microseconds are as visible as ones of milliseconds.
+    for i, e in enumerate(runs):
+        colour = "#BBBBBB" if e["tid"] == 0 else cmap(e["args"]["priority"] / 31.0)
+        order.broken_barh([(i, 0.9)], (row[e["tid"]] - 0.35, 0.7), facecolors=colour, edgecolors="black",
+                          linewidth=0.3)
+        ended = e.get("args", {}).get("ended by")
+        if ended:
+            order.text(i + 0.45, row[e["tid"]], ended, ha="center", va="center", fontsize=6, rotation=90
+                       if len(ended) > 10 else 0, color="white" if e["args"]["priority"] < 20 else "black")
+    order.set_xlabel("stretches on the CPU, in the order they happened (label: how each ended)")
+    order.set_xlim(-0.2, max(len(runs), 1))
+    order.set_xticks(range(len(runs)))
+    order.set_xticklabels([str(i + 1) for i in range(len(runs))], fontsize=7)
+
+    for a in (ax, order):
+        a.set_yticks(range(len(tids)))
+        a.set_yticklabels([names[t] for t in reversed(tids)])
+        a.set_ylim(-0.7, len(tids) - 0.3)
+        a.grid(axis="x", linestyle=":", linewidth=0.5)
+    fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 31), cmap=cmap), ax=[ax, order], pad=0.01,
+                 label="priority")
+    fig.savefig(args.out, dpi=110, bbox_inches="tight",
+                metadata={"Software": None} if args.out.endswith(".png") else {"Date": None})
+
+
+if __name__ == "__main__":
+    main()
