@@ -8,6 +8,7 @@
 #   make asan            every phase's tests under AddressSanitizer + UBSan (asan-phaseN: one phase)
 #   make docs            Doxygen + Graphviz, one site per phase, into build/docs/
 #   make diff-phaseN     what phase N adds to phase N-1 (build outputs excluded)
+#   make trace-phaseN    run phase N's demo with GT_TRACE and draw the timeline (from phase 2)
 #   make check           the snapshot-consistency checks in tests/
 #   make deps            install everything the project can use (Debian packages)
 #   make clean           remove every build folder
@@ -21,10 +22,10 @@ RESULTS := $(CURDIR)/build/results.txt
 MAKEFLAGS += --no-print-directory
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all demo test bench asan docs check deps clean diagrams \
+.PHONY: all demo test bench asan docs check check-into deps clean diagrams trace \
         $(addprefix test-phase,$(NUMBERS)) $(addprefix demo-phase,$(NUMBERS)) \
         $(addprefix bench-phase,$(NUMBERS)) $(addprefix asan-phase,$(NUMBERS)) \
-        $(addprefix diff-phase,$(NUMBERS))
+        $(addprefix diff-phase,$(NUMBERS)) $(addprefix trace-phase,$(NUMBERS))
 
 all:
 	@tools/deps.sh build
@@ -97,6 +98,12 @@ docs:
 
 diagrams:
 	@for p in $(PHASES); do $(MAKE) -C $$p diagrams || exit 1; done
+
+# trace-phaseN: run phase N's traced demo with GT_TRACE and draw its timeline.
+$(addprefix trace-phase,$(NUMBERS)): trace-phase%:
+	@tools/deps.sh trace
+	@$(MAKE) -j$(JOBS) -C $(call phase,$*) examples >/dev/null
+	@$(MAKE) -C $(call phase,$*) trace
 
 # The cross-phase checks: every tests/check_*.sh, each one PASS/FAIL line.
 CHECKS := $(sort $(wildcard tests/check_*.sh))

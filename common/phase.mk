@@ -24,7 +24,7 @@ COMMON       := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PHASE        := $(notdir $(CURDIR))
 BUILD        ?= build
 OPT          ?= -O2
-TEST_TIMEOUT ?= 300
+TEST_TIMEOUT ?= 120
 ARCH         := $(shell uname -m)
 PYTHON       ?= python3
 
@@ -35,7 +35,11 @@ SAN_FLAGS  := $(if $(SANITIZE),$(SANITIZERS))
 SAN_CXXFLAGS := $(if $(SANITIZE),-Wno-maybe-uninitialized)
 # Under ASan, also put locals on fake stacks: exercises the fiber-switch annotations.
 ASAN_ENV   := $(if $(SANITIZE),ASAN_OPTIONS=detect_stack_use_after_return=1:$(ASAN_OPTIONS))
-CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror $(SAN_FLAGS) $(SAN_CXXFLAGS)
+# -fstack-clash-protection: a function whose frame is bigger than a page
+# touches it page by page as it grows, so it cannot step over a thread's
+# guard page (Debian's GCC leaves it off by default; compile your own thread
+# code with it too).
+CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror -fstack-clash-protection $(SAN_FLAGS) $(SAN_CXXFLAGS)
 CPPFLAGS  += -Iinclude -Isrc -MMD -MP
 LDFLAGS   += $(SAN_FLAGS)
 LDLIBS    += -pthread
@@ -44,14 +48,19 @@ LDLIBS    += -pthread
 LIB_SRCS := $(wildcard src/*.cpp) $(wildcard src/arch/*_$(ARCH).S)
 LIB_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB      := $(BUILD)/libgt.a
+# The same library at -O0, for the -O0 test binaries: the runtime's own code
+# must be correct at both levels too.
+LIB_O0_OBJS := $(patsubst %,$(BUILD)/obj-O0/%.o,$(LIB_SRCS))
+LIB_O0      := $(BUILD)/libgt-O0.a
 
 # ---- examples, tests, benchmarks ----------------------------------------
 EXAMPLES      := $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*.cpp))
 TEST_MAINS    := $(wildcard tests/*_test.cpp)
 TEST_HELPERS  := $(filter-out $(TEST_MAINS),$(wildcard tests/*.cpp)) $(wildcard tests/*_$(ARCH).S)
 TEST_HELPER_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(TEST_HELPERS))
-# Every test is built twice: at $(OPT) and at -O0, because ABI mistakes in a
-# context switch (stack alignment, clobbered registers) show up differently.
+# Every test is built twice: at $(OPT) and at -O0 (test and library), because
+# ABI mistakes in a context switch (stack alignment, clobbered registers)
+# show up differently.
 TESTS         := $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(TEST_MAINS)) \
                  $(patsubst tests/%.cpp,$(BUILD)/tests/%_O0,$(TEST_MAINS))
 GTEST_LIBS    := -lgtest_main -lgtest
@@ -81,6 +90,18 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
+$(LIB_O0): $(LIB_O0_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/obj-O0/%.cpp.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -O0 -c $< -o $@
+
+$(BUILD)/obj-O0/%.S.o: %.S
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(SAN_FLAGS) -g -c $< -o $@
+
 $(BUILD)/obj/%.cpp.o: %.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
@@ -97,7 +118,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.cpp.o $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%_O0: $(BUILD)/obj/tests/%_O0.o $(TEST_HELPER_OBJS) $(LIB)
+$(BUILD)/tests/%_O0: $(BUILD)/obj/tests/%_O0.o $(TEST_HELPER_OBJS) $(LIB_O0)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(GTEST_LIBS) $(LDLIBS) -o $@
 
@@ -179,8 +200,10 @@ endif
 
 DOTS := $(wildcard diagrams/*.dot)
 diagrams: $(DOTS:.dot=.svg)
-diagrams/%.svg: diagrams/%.dot
+diagrams/%.svg: diagrams/%.dot FORCE
 	dot -Tsvg $< -o $@
+
+FORCE:
 
 clean:
 	rm -rf $(BUILD)

@@ -38,7 +38,7 @@ def run_binary(path, timeout):
         return [(os.path.basename(path) + " (timed out)", False)], log, time.monotonic() - start
     elapsed = time.monotonic() - start
     results = []
-    if os.path.exists(report):
+    if os.path.exists(report) and os.path.getsize(report) > 0:
         with open(report) as f:
             data = json.load(f)
         for suite in data.get("testsuites", []):
@@ -47,9 +47,28 @@ def run_binary(path, timeout):
                     continue
                 ok = not case.get("failures")
                 results.append((f"{suite['name']}.{case['name']}", ok))
+    else:
+        # No report: the binary died mid-run. Keep what its output says
+        # passed, and fail the test that was running.
+        running = None
+        for line in log.splitlines():
+            if line.startswith("[ RUN      ] "):
+                running = line[13:].strip()
+            elif line.startswith("[       OK ] ") or line.startswith("[  FAILED  ] "):
+                name = line[13:].split(" (")[0].strip()
+                if name == running:
+                    results.append((name, line.startswith("[       OK ]")))
+                    running = None
+        if running:
+            results.append((running + " (crashed)", False))
     if code != 0 and all(ok for _, ok in results):
         # Died after (or before) its report was written: still a failure.
         results.append((os.path.basename(path) + f" (exit status {code})", False))
+    # A sanitizer warning is a problem the run did not stop for (e.g. ASan
+    # noticing a stack switch it was not told about): a failure too.
+    warnings = [l for l in log.splitlines() if "WARNING: AddressSanitizer" in l or "WARNING: ASan" in l]
+    if warnings:
+        results.append((os.path.basename(path) + f" (sanitizer warning: {warnings[0].strip()[:120]})", False))
     if not results:
         results.append((os.path.basename(path) + " (ran no test)", False))
     return results, log, elapsed

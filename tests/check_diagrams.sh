@@ -8,6 +8,7 @@
 # render that git ignores, is a failure too.
 #
 #   tests/check_diagrams.sh        (run by make check and make test)
+# shellcheck source=tests/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 command -v dot >/dev/null || { echo "dot (Graphviz) is not installed: run tools/deps.sh test"; exit 1; }
@@ -35,8 +36,8 @@ for phase in $(phases); do
     if [ ! -f "$svg" ]; then
       problem "$svg is missing: run make diagrams and commit the renders"
     elif ! cmp -s "$fresh" "$svg"; then
-      problem "$svg differs from a fresh render of $dotfile: run make diagrams and commit the renders"
-      diff -u "$svg" "$fresh" | sed -n '3,12s/^/    /p'
+      problem "$svg differs from a fresh render of $dotfile: run make diagrams and commit the renders (make -B diagrams if make finds the .svg up to date)"
+      diff -u "$svg" "$fresh" | sed -n '3,12s/^/    /p' || true
     elif [ "$in_git" = true ] && git check-ignore -q "$svg"; then
       problem "$svg is ignored by git, but the renders are committed: fix .gitignore"
     fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the cross-phase checks (tests/check_*.sh). Source it, don't run it:
 #
 #   source "$(dirname "$0")/lib.sh"
@@ -12,10 +13,12 @@ shopt -s nullglob
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-# `make check` runs the checks from a make recipe, so MAKEFLAGS carries its
-# command-line variables (RESULTS=..., which would make every sub-make append
-# its test cases to the top-level summary) and jobserver handles.
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS
+# `make check` runs the checks from a make recipe, which exports its
+# command-line variables (RESULTS=... would make every sub-make append its
+# test cases to the top-level summary: a check is one PASS/FAIL line there)
+# and passes flags and jobserver handles in MAKEFLAGS.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS RESULTS FROM
+# shellcheck disable=SC2034 # used by the checks that source this file
 MAKE_CMD=(make --no-print-directory)
 
 # The phase folders in order: phase<N>-<topic>, N one digit.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, or says how to.
 #
-#   tools/deps.sh build|test|demo|bench|docs|all
+#   tools/deps.sh build|test|demo|bench|docs|trace|all
 #
 # Quiet when everything is present. Otherwise installs the missing packages
 # with apt-get (directly as root, through sudo otherwise) and says so in one
@@ -13,15 +13,17 @@ build=(g++ make python3 coreutils)
 test=("${build[@]}" libgtest-dev graphviz)
 bench=("${build[@]}" libbenchmark-dev libboost-context-dev libboost-fiber-dev)
 docs=(doxygen graphviz)
-all=("${test[@]}" "${bench[@]}" "${docs[@]}" valgrind gdb clang-format)
+trace=("${build[@]}" python3-matplotlib)
+all=("${test[@]}" "${bench[@]}" "${docs[@]}" "${trace[@]}" valgrind gdb clang-format)
 
 case "$need" in
   build|demo) pkgs=("${build[@]}") ;;
   test|asan|check) pkgs=("${test[@]}") ;;
   bench) pkgs=("${bench[@]}") ;;
   docs) pkgs=("${docs[@]}") ;;
+  trace) pkgs=("${trace[@]}") ;;
   all) pkgs=("${all[@]}") ;;
-  *) echo "tools/deps.sh: unknown set '$need' (build, test, demo, bench, docs, all)" >&2; exit 2 ;;
+  *) echo "tools/deps.sh: unknown set '$need' (build, test, demo, bench, docs, trace, all)" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -32,7 +32,8 @@ struct control_block {
     /// the thread stops running, read when it resumes; meaningless while
     /// RUNNING.
     void* sp = nullptr;
-    /// Changed only by the scheduler (switch_to, yield, finish_running).
+    /// Set when the thread is created, then changed only by the scheduler
+    /// (switch_to, yield, finish_running).
     thread_state state = thread_state::ready;
     /// Process-unique, never reused; see allocate_thread_id().
     std::uint64_t id = 0;
@@ -53,6 +54,11 @@ struct control_block {
     std::size_t stack_size = 0;
     /// AddressSanitizer's fake-stack handle, kept while switched out.
     void* asan_fake_stack = nullptr;
+    /// The C++ runtime's exception state (exceptions being handled, count
+    /// of exceptions in flight), which it keeps per OS thread: saved here
+    /// while the thread is switched out. See switch_to.
+    void* caught_exceptions = nullptr;
+    unsigned int uncaught_exceptions = 0;
 };
 
 /// FIFO of READY threads linked through control_block::next.

@@ -19,6 +19,7 @@
 #if defined(GT_ASAN)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 
 namespace gt::detail::sanitizers {
@@ -49,6 +50,28 @@ inline void finish_switch(void* fake_stack) noexcept {
 inline void unpoison(const void* begin, std::size_t size) noexcept {
 #if defined(GT_ASAN)
     __asan_unpoison_memory_region(begin, size);
+#else
+    (void)begin, (void)size;
+#endif
+}
+
+/// LeakSanitizer looks for pointers to live heap blocks on the stacks it
+/// knows, which are the OS threads' own. A green thread's stack is just
+/// mapped memory to it, so memory referenced only from a waiting thread's
+/// locals would be reported as leaked at exit: register each stack as a
+/// root region while it is mapped.
+inline void register_root(const void* begin, std::size_t size) noexcept {
+#if defined(GT_ASAN)
+    __lsan_register_root_region(begin, size);
+#else
+    (void)begin, (void)size;
+#endif
+}
+
+/// Undoes register_root, before the memory is unmapped.
+inline void unregister_root(const void* begin, std::size_t size) noexcept {
+#if defined(GT_ASAN)
+    __lsan_unregister_root_region(begin, size);
 #else
     (void)begin, (void)size;
 #endif

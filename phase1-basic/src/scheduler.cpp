@@ -2,9 +2,13 @@
 
 #include <pthread.h>
 
+#include <cxxabi.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <mutex>
 
 #include "context.hpp"
 #include "invariant.hpp"
@@ -31,10 +35,39 @@ void invariant_failed(const char* what, const char* file, int line) noexcept {
     std::abort();
 }
 
+namespace {
+
+// A plain pointer, constant-initialised, so that reading it is safe from
+// anywhere: a terminate handler, a signal handler.
+thread_local scheduler* this_os_threads_scheduler = nullptr;
+
+std::terminate_handler previous_terminate_handler = nullptr;
+
+// Installed once per process: when std::terminate runs on a green thread
+// with an exception active (typically one that escaped the thread's
+// function), say which thread before the previous handler (libstdc++'s
+// prints the exception) ends the process.
+[[noreturn]] void name_the_thread_then_terminate() {
+    const scheduler* sched = scheduler::current_if_any();
+    const control_block* t = sched != nullptr ? sched->running() : nullptr;
+    if (t != nullptr && t->stack.size() != 0 && std::current_exception() != nullptr) {
+        std::fprintf(stderr,
+                     "gt: std::terminate in gt::thread %llu, with an exception active (typically one that "
+                     "escaped the thread's function)\n",
+                     static_cast<unsigned long long>(t->id));
+    }
+    if (previous_terminate_handler != nullptr) previous_terminate_handler();
+    std::abort();
+}
+
+}  // namespace
+
 scheduler& scheduler::current() noexcept {
     static thread_local scheduler instance;
     return instance;
 }
+
+scheduler* scheduler::current_if_any() noexcept { return this_os_threads_scheduler; }
 
 scheduler::scheduler() noexcept : running_(&main_) {
     main_.id = allocate_thread_id();
@@ -51,7 +84,12 @@ scheduler::scheduler() noexcept : running_(&main_) {
         }
         pthread_attr_destroy(&attr);
     }
+    this_os_threads_scheduler = this;
+    static std::once_flag once;
+    std::call_once(once, [] { previous_terminate_handler = std::set_terminate(name_the_thread_then_terminate); });
 }
+
+scheduler::~scheduler() { this_os_threads_scheduler = nullptr; }
 
 void scheduler::make_ready(control_block* t) noexcept {
     GT_INVARIANT(t->state == thread_state::ready, "a thread made READY is in state READY");
@@ -69,6 +107,29 @@ void scheduler::yield() noexcept {
     switch_to(next);
 }
 
+namespace {
+
+// The exception-handling globals of the Itanium C++ ABI (section 2.2.2,
+// "Caught Exception Stack"), which libstdc++ keeps per OS thread: the stack
+// of exceptions being handled (what `throw;` rethrows and
+// std::current_exception returns) and the number of exceptions in flight
+// (std::uncaught_exceptions). Each green thread needs its own, or a thread
+// that yields inside a catch block would hand its exception to the next.
+struct cxa_eh_globals {
+    void* caught_exceptions;
+    unsigned int uncaught_exceptions;
+};
+
+void swap_exception_state(control_block* prev, control_block* next) noexcept {
+    auto* globals = reinterpret_cast<cxa_eh_globals*>(abi::__cxa_get_globals());
+    prev->caught_exceptions = globals->caught_exceptions;
+    prev->uncaught_exceptions = globals->uncaught_exceptions;
+    globals->caught_exceptions = next->caught_exceptions;
+    globals->uncaught_exceptions = next->uncaught_exceptions;
+}
+
+}  // namespace
+
 void scheduler::switch_to(control_block* next) noexcept {
     control_block* prev = running_;
     GT_INVARIANT(next != prev, "a thread never switches to itself");
@@ -77,6 +138,7 @@ void scheduler::switch_to(control_block* next) noexcept {
     next->state = thread_state::running;
     running_ = next;
     // A FINISHED thread never comes back: let ASan free its fake stack.
+    swap_exception_state(prev, next);
     sanitizers::start_switch(prev->state == thread_state::finished ? nullptr : &prev->asan_fake_stack,
                              next->stack_bottom, next->stack_size);
     gt_switch_context(&prev->sp, next->sp);

@@ -18,8 +18,13 @@ public:
     /// its first green thread, in state RUNNING.
     static scheduler& current() noexcept;
 
+    /// The calling OS thread's scheduler if it has one, else nullptr.
+    /// Async-signal-safe (reads one thread-local pointer).
+    static scheduler* current_if_any() noexcept;
+
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
+    ~scheduler();
 
     /// The thread in state RUNNING.
     control_block* running() const noexcept { return running_; }

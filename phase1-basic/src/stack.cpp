@@ -10,6 +10,8 @@
 #include <system_error>
 #include <utility>
 
+#include "sanitizers.hpp"
+
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #define GT_VALGRIND_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
@@ -32,7 +34,8 @@ stack stack::allocate(std::size_t usable_bytes, unsigned long long thread_id) {
     const std::size_t usable = too_big ? 0 : (usable_bytes + page - 1) / page * page;
     const std::size_t total = usable + page;
 
-    // MAP_NORESERVE: only the pages a thread touches cost memory.
+    // Pages are backed by memory only once touched; MAP_NORESERVE also
+    // reserves no swap for the untouched rest.
     void* mapping = too_big ? MAP_FAILED
                             : ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
@@ -56,6 +59,7 @@ stack stack::allocate(std::size_t usable_bytes, unsigned long long thread_id) {
     s.usable_begin_ = static_cast<char*>(mapping) + page;
     s.usable_size_ = usable;
     s.valgrind_id_ = GT_VALGRIND_STACK_REGISTER(s.usable_begin_, s.top());
+    sanitizers::register_root(s.usable_begin_, s.usable_size_);
     return s;
 }
 
@@ -83,6 +87,7 @@ stack::~stack() { release(); }
 void stack::release() noexcept {
     if (mapping_ == nullptr) return;
     GT_VALGRIND_STACK_DEREGISTER(valgrind_id_);
+    sanitizers::unregister_root(usable_begin_, usable_size_);
     ::munmap(mapping_, mapping_size_);
     mapping_ = nullptr;
 }

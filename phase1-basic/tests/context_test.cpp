@@ -5,11 +5,18 @@
 // This file is built at -O2 and at -O0 (context_test, context_test_O0).
 #include <gt/thread.hpp>
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cfenv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <stdexcept>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -129,14 +136,22 @@ TEST(ContextSwitch, FloatingPointControlStateIsPerThread) {
 
 // Why: POSIX says a new thread inherits its creator's floating-point
 // environment; gt::thread does the same, like std::thread on Linux.
-TEST(ContextSwitch, NewThreadInheritsCreatorsRoundingMode) {
+TEST(ContextSwitch, NewThreadInheritsCreatorsFloatingPointControlState) {
     const int original_round = std::fegetround();
+    const std::uint16_t original_cw = x87_control_word();
     ASSERT_EQ(std::fesetround(FE_TOWARDZERO), 0);
-    int seen = -1;
-    gt::thread t([&] { seen = std::fegetround(); });
-    std::fesetround(original_round);  // the thread captured the mode at creation
+    set_x87_control_word(static_cast<std::uint16_t>(x87_control_word() & ~0x0300));  // 24-bit precision
+    int seen_round = -1;
+    std::uint16_t seen_cw = 0xffff;
+    gt::thread t([&] {
+        seen_round = std::fegetround();
+        seen_cw = x87_control_word();
+    });
+    std::fesetround(original_round);  // the thread captured the state at creation
+    set_x87_control_word(original_cw);
     t.join();
-    EXPECT_EQ(seen, FE_TOWARDZERO);
+    EXPECT_EQ(seen_round, FE_TOWARDZERO);
+    EXPECT_EQ(seen_cw & 0x0300, 0x0000) << "x87 precision control";
 }
 
 // Why: the ABI requires rsp % 16 == 0 at every call; a trampoline that gets
@@ -181,6 +196,96 @@ TEST(Unwinding, ExceptionThrownAndCaughtInsideAThread) {
     });
     t.join();
     EXPECT_EQ(caught, "thrown in a green thread");
+}
+
+// Why: the C++ runtime keeps "the exception being handled" per OS thread.
+// A thread that yields inside a catch block must find its own exception
+// when it rethrows, not the one another thread is handling.
+TEST(Unwinding, RethrowAfterAYieldInsideCatchRethrowsTheThreadsOwnException) {
+    std::string seen_a, seen_b;
+    auto worker = [](const char* name, std::string& seen) {
+        try {
+            throw std::runtime_error(name);
+        } catch (...) {
+            gt::this_thread::yield();  // the other thread enters its own catch block
+            try {
+                throw;
+            } catch (const std::runtime_error& e) {
+                seen = e.what();
+            }
+        }
+    };
+    gt::thread a(worker, "a", std::ref(seen_a));
+    gt::thread b(worker, "b", std::ref(seen_b));
+    a.join();
+    b.join();
+    EXPECT_EQ(seen_a, "a");
+    EXPECT_EQ(seen_b, "b");
+}
+
+TEST(Unwinding, ExceptionStateOfOneThreadIsInvisibleToAnother) {
+    int uncaught_seen = -1;
+    bool current_seen = true;
+    struct yields_while_unwinding {
+        ~yields_while_unwinding() { gt::this_thread::yield(); }
+    };
+    gt::thread unwinding([] {
+        try {
+            yields_while_unwinding y;
+            throw 42;  // y's destructor yields in the middle of the unwinding
+        } catch (int) {
+        }
+    });
+    gt::thread observer([&] {
+        uncaught_seen = std::uncaught_exceptions();
+        current_seen = std::current_exception() != nullptr;
+    });
+    unwinding.join();
+    observer.join();
+    EXPECT_EQ(uncaught_seen, 0);
+    EXPECT_FALSE(current_seen);
+}
+
+extern "C" __attribute__((noinline)) void gt_test_gdb_stops_here() { __asm__ volatile(""); }
+
+bool in_gdb_child() { return std::getenv("GT_TEST_GDB_CHILD") != nullptr; }
+
+// Runs under gdb, started by the test below.
+TEST(GdbChild, CallAFunctionInsideAThread) {
+    if (!in_gdb_child()) GTEST_SKIP() << "runs only under gdb, started by the Unwinding tests";
+    gt::thread t([] { gt_test_gdb_stops_here(); });
+    t.join();
+}
+
+// Why: what a learner sees in gdb is the test that matters for call-frame
+// information: the backtrace of a green thread must end at the trampoline,
+// with no "??" frame read from beyond the stack (.cfi_undefined rip).
+TEST(Unwinding, GdbBacktraceInsideAThreadEndsAtTheEntryTrampoline) {
+    if (in_gdb_child()) GTEST_SKIP();
+    if (std::system("command -v gdb >/dev/null 2>&1") != 0) GTEST_SKIP() << "gdb is not installed (make deps)";
+    char self[4096] = {};
+    ASSERT_GT(::readlink("/proc/self/exe", self, sizeof self - 1), 0);
+    const std::string command = std::string("GT_TEST_GDB_CHILD=1 gdb -nx -batch -ex 'break gt_test_gdb_stops_here' "
+                                            "-ex run -ex bt --args '") +
+                                self + "' --gtest_filter=GdbChild.* 2>&1";
+    std::string output;
+    if (FILE* pipe = ::popen(command.c_str(), "r")) {
+        char buffer[4096];
+        while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+        ::pclose(pipe);
+    }
+    if (output.find("ptrace: Operation not permitted") != std::string::npos) {
+        GTEST_SKIP() << "this machine does not allow gdb to trace";
+    }
+    std::vector<std::string> frames;
+    std::istringstream lines(output);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.size() > 1 && line[0] == '#' && std::isdigit(static_cast<unsigned char>(line[1]))) frames.push_back(line);
+    }
+    ASSERT_GE(frames.size(), 2u) << output;
+    EXPECT_NE(frames.front().find("gt_test_gdb_stops_here"), std::string::npos) << output;
+    EXPECT_NE(frames.back().find("gt_context_entry"), std::string::npos) << output;
+    for (const auto& f : frames) EXPECT_EQ(f.find("??"), std::string::npos) << output;
 }
 
 struct walk_state {

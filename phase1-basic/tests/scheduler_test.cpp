@@ -96,9 +96,13 @@ TEST(States, ThreadMovesReadyRunningFinished) {
     gt::thread t([&] {
         self = sched.running();
         EXPECT_EQ(self->state, gt::detail::thread_state::running);
+        gt::this_thread::yield();
     });
-    gt::this_thread::yield();
+    gt::this_thread::yield();  // t runs, then yields back to main
     ASSERT_NE(self, nullptr);
+    EXPECT_EQ(self->state, gt::detail::thread_state::ready);
+    EXPECT_EQ(sched.running()->state, gt::detail::thread_state::running);
+    gt::this_thread::yield();  // t returns
     EXPECT_EQ(self->state, gt::detail::thread_state::finished);
     EXPECT_STREQ(gt::detail::to_string(self->state), "FINISHED");
     t.join();

@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -82,7 +84,7 @@ __attribute__((noinline)) std::uint64_t recurse_forever(int depth) {
     return recurse_forever(depth + 1) + frame[0];
 }
 
-void overflow_a_thread_stack() {
+void install_guard_page_reporter() {
     static char alt_stack[64 * 1024];
     stack_t ss{};
     ss.ss_sp = alt_stack;
@@ -92,10 +94,19 @@ void overflow_a_thread_stack() {
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     ::sigaction(SIGSEGV, &sa, nullptr);
+}
+
+// Called on the thread: remembers where its guard page is.
+void record_guard_page() {
+    const auto& s = gt::detail::scheduler::current().running()->stack;
+    guard_lo = reinterpret_cast<std::uintptr_t>(s.guard_begin());
+    guard_hi = reinterpret_cast<std::uintptr_t>(s.bottom());
+}
+
+void overflow_a_thread_stack() {
+    install_guard_page_reporter();
     gt::thread t({.stack_size = gt::thread::attributes::min_stack_size}, [] {
-        const auto& s = gt::detail::scheduler::current().running()->stack;
-        guard_lo = reinterpret_cast<std::uintptr_t>(s.guard_begin());
-        guard_hi = reinterpret_cast<std::uintptr_t>(s.bottom());
+        record_guard_page();
         recurse_forever(0);
     });
     t.join();
@@ -105,6 +116,46 @@ void overflow_a_thread_stack() {
 // mapped below the stack (another thread's stack, the heap).
 TEST(StackDeathTest, OverflowFaultsOnTheGuardPage) {
     EXPECT_EXIT(overflow_a_thread_stack(), testing::ExitedWithCode(3), "fault in the guard page");
+}
+
+__attribute__((noinline)) char use_a_frame_bigger_than_the_stack() {
+    volatile char big[64 * 1024];  // 4 times the whole stack, in one frame
+    big[0] = 1;                    // its lowest byte: far below the guard page
+    return big[0];
+}
+
+void overflow_with_one_large_frame() {
+    install_guard_page_reporter();
+    gt::thread t({.stack_size = gt::thread::attributes::min_stack_size}, [] {
+        record_guard_page();
+        use_a_frame_bigger_than_the_stack();
+    });
+    t.join();
+}
+
+// Why: a frame larger than the guard page could step over it and write into
+// whatever lies below; -fstack-clash-protection (in the build flags) makes
+// the function touch its frame page by page, so the guard page is hit first.
+TEST(StackDeathTest, OneFrameLargerThanTheStackStillFaultsOnTheGuardPage) {
+    EXPECT_EXIT(overflow_with_one_large_frame(), testing::ExitedWithCode(3), "fault in the guard page");
+}
+
+void exit_while_a_thread_holds_heap_memory_on_its_stack() {
+    static gt::thread* holder = new gt::thread([] {
+        std::vector<int> only_on_this_stack(1000, 7);
+        gt::this_thread::yield();  // never resumed: main exits meanwhile
+        only_on_this_stack[0] = 0;
+    });
+    gt::this_thread::yield();
+    (void)holder;
+    std::exit(0);
+}
+
+// Why: LeakSanitizer scans only the stacks it knows; without registering
+// each green stack, memory a waiting thread still uses is reported as a
+// leak when the process exits (and the exit status becomes 23).
+TEST(StackDeathTest, MemoryReferencedFromAWaitingThreadsStackIsNotALeakAtExit) {
+    EXPECT_EXIT(exit_while_a_thread_holds_heap_memory_on_its_stack(), testing::ExitedWithCode(0), "");
 }
 
 TEST(Stack, StackSizeBelowTheMinimumThrowsInvalidArgument) {

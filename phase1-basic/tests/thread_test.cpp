@@ -3,6 +3,8 @@
 // that compare, hash and print, and the same errors for the same misuse.
 #include <gt/thread.hpp>
 
+#include <csignal>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <sstream>
@@ -58,6 +60,7 @@ TEST(Thread, IdsAreUniqueHashableOrderedAndPrintable) {
     b.join();
     std::unordered_set<gt::thread::id> ids{ia, ib, main_id};
     EXPECT_EQ(ids.size(), 3u);
+    EXPECT_NE(std::hash<gt::thread::id>{}(ia), std::hash<gt::thread::id>{}(ib));
     EXPECT_LT(ia, ib);  // allocated in creation order
     std::ostringstream out;
     out << ia;
@@ -230,8 +233,27 @@ TEST(ThreadMisuseDeathTest, ExceptionEscapingAThreadTerminatesNamingIt) {
             gt::thread t([] { throw std::runtime_error("boom"); });
             t.join();
         },
-        "exception escaped the function of gt::thread [0-9]+.*\n.*terminate called after throwing an "
-        "instance of 'std::runtime_error'\n.*boom");
+        "gt: std::terminate in gt::thread [0-9]+, with an exception active.*\n.*terminate called after "
+        "throwing an instance of 'std::runtime_error'\n.*boom");
+}
+
+struct exits_if_unwound {
+    ~exits_if_unwound() { std::_Exit(7); }
+};
+
+// Why: std::thread terminates at the throw, without unwinding, so the
+// throw site is still on the stack for a debugger; a catch-all in the
+// runtime would unwind first and lose it.
+TEST(ThreadMisuseDeathTest, ExceptionEscapingAThreadDoesNotUnwindItsStack) {
+    EXPECT_EXIT(
+        {
+            gt::thread t([] {
+                exits_if_unwound guard;
+                throw std::runtime_error("boom");
+            });
+            t.join();
+        },
+        testing::KilledBySignal(SIGABRT), "gt: std::terminate in gt::thread [0-9]+");
 }
 
 }  // namespace

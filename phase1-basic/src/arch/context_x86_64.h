@@ -18,7 +18,7 @@
  *     32      8   r12  (new thread: its arg)   movq
  *     40      8   rbx                          movq
  *     48      8   rbp  (new thread: 0)         movq
- *     56      8   return address (rip)         ret
+ *     56      8   return address (rip)         movq + jmp
  *     64          = GT_FRAME_SIZE
  *
  * Only this file may be included from assembly: plain #defines, no C++.
