@@ -84,6 +84,7 @@ scheduler::scheduler() noexcept : running_(&main_) {
         }
         pthread_attr_destroy(&attr);
     }
+    eh_globals_ = abi::__cxa_get_globals();  // this OS thread's, for as long as it lives
     this_os_threads_scheduler = this;
     static std::once_flag once;
     std::call_once(once, [] { previous_terminate_handler = std::set_terminate(name_the_thread_then_terminate); });
@@ -120,8 +121,8 @@ struct cxa_eh_globals {
     unsigned int uncaught_exceptions;
 };
 
-void swap_exception_state(control_block* prev, control_block* next) noexcept {
-    auto* globals = reinterpret_cast<cxa_eh_globals*>(abi::__cxa_get_globals());
+void swap_exception_state(void* eh_globals, control_block* prev, control_block* next) noexcept {
+    auto* globals = static_cast<cxa_eh_globals*>(eh_globals);
     prev->caught_exceptions = globals->caught_exceptions;
     prev->uncaught_exceptions = globals->uncaught_exceptions;
     globals->caught_exceptions = next->caught_exceptions;
@@ -138,7 +139,7 @@ void scheduler::switch_to(control_block* next) noexcept {
     next->state = thread_state::running;
     running_ = next;
     // A FINISHED thread never comes back: let ASan free its fake stack.
-    swap_exception_state(prev, next);
+    swap_exception_state(eh_globals_, prev, next);
     sanitizers::start_switch(prev->state == thread_state::finished ? nullptr : &prev->asan_fake_stack,
                              next->stack_bottom, next->stack_size);
     gt_switch_context(&prev->sp, next->sp);

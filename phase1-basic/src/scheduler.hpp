@@ -61,6 +61,7 @@ private:
     run_queue run_queue_;
     control_block main_;         // the adopted OS-thread flow
     control_block* running_;     // exactly one RUNNING thread at any time
+    void* eh_globals_;           // the C++ runtime's exception state for this OS thread
 };
 
 }  // namespace gt::detail

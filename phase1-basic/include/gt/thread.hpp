@@ -12,6 +12,12 @@
 /// the code that was already running on that OS thread (your `main`) is
 /// adopted as its first green thread. A gt::thread belongs to the OS thread
 /// that created it and only runs there.
+///
+/// What belongs to whom: C++ `thread_local` variables and `errno` belong to
+/// the OS thread, so all its green threads share them (read `errno` before
+/// anything that can switch threads). The C++ exception state — what
+/// `throw;` rethrows, std::current_exception(), std::uncaught_exceptions() —
+/// is kept per green thread by the runtime.
 #pragma once
 
 #include <cstddef>
@@ -66,8 +72,9 @@ class thread {
 public:
     /// Identifies a thread, like std::thread::id. A default-constructed id
     /// identifies no thread. Ids are unique within the process and never
-    /// reused: the adopted main thread of the first OS thread to use gt gets
-    /// 1, and each new gt::thread gets the next number.
+    /// reused; they increase in creation order (the adopted main thread of
+    /// the first OS thread to use gt gets 1) but may skip numbers: a
+    /// creation that fails also uses one up.
     class id {
     public:
         /// The id of no thread.
@@ -137,7 +144,7 @@ public:
     /// @throws std::system_error errc::resource_unavailable_try_again when
     ///         the stack cannot be mapped.
     template <class F, class... Args>
-    thread(const attributes& attrs, F&& f, Args&&... args) {
+    explicit thread(const attributes& attrs, F&& f, Args&&... args) {
         static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                       "gt::thread: the callable must be invocable with the decay-copied arguments "
                       "(as for std::thread; wrap references in std::ref)");
@@ -174,7 +181,9 @@ public:
     /// @throws std::system_error errc::invalid_argument if !joinable();
     ///         errc::resource_deadlock_would_occur if the thread is the
     ///         caller; errc::operation_not_permitted if the thread belongs
-    ///         to another OS thread's scheduler. The message names the thread.
+    ///         to another OS thread's scheduler (std::thread allows that;
+    ///         a gt::thread runs only on its creator's OS thread). The
+    ///         message names the thread.
     void join();
 
     /// Exchanges the threads represented by *this and other.
