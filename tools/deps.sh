@@ -9,8 +9,8 @@
 set -euo pipefail
 
 need=${1:-all}
-build=(g++ make python3 coreutils)
-test=("${build[@]}" libgtest-dev graphviz)
+build=(g++ make python3 coreutils nlohmann-json3-dev)
+test=("${build[@]}" libgtest-dev graphviz gdb)
 bench=("${build[@]}" libbenchmark-dev libboost-context-dev libboost-fiber-dev)
 docs=(doxygen graphviz)
 trace=("${build[@]}" python3-matplotlib)

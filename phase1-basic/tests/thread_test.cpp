@@ -233,7 +233,7 @@ TEST(ThreadMisuseDeathTest, ExceptionEscapingAThreadTerminatesNamingIt) {
             gt::thread t([] { throw std::runtime_error("boom"); });
             t.join();
         },
-        "gt: std::terminate in gt::thread [0-9]+, with an exception active.*\n.*terminate called after "
+        "std::terminate in gt::thread [0-9]+, with an exception active.*\n.*terminate called after "
         "throwing an instance of 'std::runtime_error'\n.*boom");
 }
 
@@ -253,7 +253,7 @@ TEST(ThreadMisuseDeathTest, ExceptionEscapingAThreadDoesNotUnwindItsStack) {
             });
             t.join();
         },
-        testing::KilledBySignal(SIGABRT), "gt: std::terminate in gt::thread [0-9]+");
+        testing::KilledBySignal(SIGABRT), "std::terminate in gt::thread [0-9]+");
 }
 
 }  // namespace

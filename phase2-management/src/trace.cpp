@@ -1,0 +1,158 @@
+#include "trace.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "scheduler.hpp"
+
+namespace gt::detail::trace {
+
+bool enabled = false;
+
+namespace {
+
+// One writer for the whole process: every OS thread's scheduler appends to
+// the same file, so writes are serialised by a mutex (tracing is a
+// debugging aid; its cost only matters when it is on).
+struct writer {
+    std::mutex lock;
+    std::FILE* file = nullptr;
+    std::int64_t origin_ns = 0;  // timestamps are relative to the first event
+    int pid = 0;
+    bool first = true;
+
+    void write(nlohmann::json event) {
+        std::lock_guard<std::mutex> guard(lock);
+        if (file == nullptr) return;
+        event["pid"] = pid;
+        std::fputs(first ? "[\n" : ",\n", file);
+        first = false;
+        std::fputs(event.dump().c_str(), file);
+    }
+
+    void close() {
+        std::lock_guard<std::mutex> guard(lock);
+        if (file == nullptr) return;
+        std::fputs(first ? "[]\n" : "\n]\n", file);
+        std::fclose(file);
+        file = nullptr;
+    }
+};
+
+writer& the_writer() {
+    static writer* w = new writer;  // never destroyed: threads may trace until exit
+    return *w;
+}
+
+// Trace timestamps are microseconds (fractions allowed).
+double micros(std::int64_t ns) { return static_cast<double>(ns - the_writer().origin_ns) / 1000.0; }
+
+void instant(const control_block& t, const char* name, nlohmann::json args = nlohmann::json::object()) {
+    args["state"] = to_string(t.state);
+    the_writer().write({{"name", name}, {"ph", "i"}, {"s", "t"}, {"tid", t.id},
+                        {"ts", micros(monotonic_now_ns())}, {"args", std::move(args)}});
+}
+
+}  // namespace
+
+void start_if_requested() noexcept {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        const char* path = std::getenv("GT_TRACE");
+        if (path == nullptr || *path == '\0') return;
+        writer& w = the_writer();
+        w.file = std::fopen(path, "w");
+        if (w.file == nullptr) {
+            std::fprintf(stderr, "gt: GT_TRACE=%s: cannot open the file for writing; tracing is off\n", path);
+            return;
+        }
+        w.origin_ns = monotonic_now_ns();
+        w.pid = static_cast<int>(::getpid());
+        std::atexit([] { the_writer().close(); });
+        enabled = true;
+        w.write({{"name", "thread_name"}, {"ph", "M"}, {"tid", 0}, {"args", {{"name", "idle (no thread READY)"}}}});
+    });
+}
+
+void named(const control_block& t) noexcept {
+    if (!enabled) return;
+    try {
+        the_writer().write({{"name", "thread_name"}, {"ph", "M"}, {"tid", t.id},
+                            {"args", {{"name", scheduler::name_of(t) + " (" + std::to_string(t.id) + ")"}}}});
+        the_writer().write({{"name", "thread_sort_index"}, {"ph", "M"}, {"tid", t.id},
+                            {"args", {{"sort_index", t.id}}}});
+    } catch (...) {  // out of memory while tracing: lose the event, not the program
+    }
+}
+
+void created(const control_block& t) noexcept {
+    if (!enabled) return;
+    named(t);
+    try {
+        instant(t, "create", {{"priority", t.priority}});
+    } catch (...) {
+    }
+}
+
+void ran(const control_block& t, std::int64_t from_ns, std::int64_t to_ns) noexcept {
+    if (!enabled) return;
+    try {
+        const char* ended = t.state == thread_state::ready      ? (t.preempted ? "preempted" : "yield")
+                            : t.state == thread_state::blocked  ? to_string(t.waiting_for)
+                            : t.state == thread_state::finished ? "finished"
+                                                                : "?";
+        the_writer().write({{"name", "run"}, {"ph", "X"}, {"tid", t.id}, {"ts", micros(from_ns)},
+                            {"dur", static_cast<double>(to_ns - from_ns) / 1000.0},
+                            {"args", {{"priority", t.priority}, {"ended by", ended}}}});
+    } catch (...) {
+    }
+}
+
+void blocked(const control_block& t) noexcept {
+    if (!enabled) return;
+    try {
+        instant(t, "block", {{"waiting for", to_string(t.waiting_for)}});
+    } catch (...) {
+    }
+}
+
+void woken(const control_block& t) noexcept {
+    if (!enabled) return;
+    try {
+        instant(t, "wake");
+    } catch (...) {
+    }
+}
+
+void finished(const control_block& t) noexcept {
+    if (!enabled) return;
+    try {
+        instant(t, "finish");
+    } catch (...) {
+    }
+}
+
+void priority_changed(const control_block& t, int from, int to) noexcept {
+    if (!enabled) return;
+    try {
+        instant(t, "priority", {{"from", from}, {"to", to}});
+    } catch (...) {
+    }
+}
+
+void idle(std::int64_t from_ns, std::int64_t to_ns) noexcept {
+    if (!enabled) return;
+    try {
+        the_writer().write({{"name", "idle"}, {"ph", "X"}, {"tid", 0}, {"ts", micros(from_ns)},
+                            {"dur", static_cast<double>(to_ns - from_ns) / 1000.0}});
+    } catch (...) {
+    }
+}
+
+}  // namespace gt::detail::trace
