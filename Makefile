@@ -7,7 +7,7 @@
 #   make bench           every phase's benchmarks    (bench-phaseN: one phase)
 #   make asan            every phase's tests under AddressSanitizer + UBSan (asan-phaseN: one phase)
 #   make docs            Doxygen + Graphviz, one site per phase, into build/docs/
-#   make diff-phaseN     what phase N adds to phase N-1 (build outputs excluded)
+#   make diff-phaseN     what phase N adds to phase N-1 (build outputs excluded; STAT=1: per-file counts)
 #   make trace-phaseN    run phase N's demo with GT_TRACE and draw the timeline (from phase 2)
 #   make check           the snapshot-consistency checks in tests/
 #   make deps            install everything the project can use (Debian packages)
@@ -90,7 +90,7 @@ $(addprefix bench-phase,$(NUMBERS)): bench-phase%:
 
 # diff-phaseN: the lesson of phase N, as a unified diff against phase N-1.
 $(addprefix diff-phase,$(NUMBERS)): diff-phase%:
-	@tools/phase_diff.sh $*
+	@tools/phase_diff.sh $* $(if $(STAT),--stat)
 
 docs:
 	@tools/deps.sh docs
