@@ -138,8 +138,8 @@ void scheduler::switch_to(control_block* next) noexcept {
     GT_INVARIANT(prev->state != thread_state::running, "the caller moved the leaving thread out of RUNNING");
     next->state = thread_state::running;
     running_ = next;
-    // A FINISHED thread never comes back: let ASan free its fake stack.
     swap_exception_state(eh_globals_, prev, next);
+    // A FINISHED thread never comes back: let ASan free its fake stack.
     sanitizers::start_switch(prev->state == thread_state::finished ? nullptr : &prev->asan_fake_stack,
                              next->stack_bottom, next->stack_size);
     gt_switch_context(&prev->sp, next->sp);

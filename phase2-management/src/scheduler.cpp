@@ -324,8 +324,8 @@ void scheduler::switch_to(control_block* next) noexcept {
         next->run_start = now;
     }
     next->preempted = false;
-    // A FINISHED thread never comes back: let ASan free its fake stack.
     swap_exception_state(eh_globals_, prev, next);
+    // A FINISHED thread never comes back: let ASan free its fake stack.
     sanitizers::start_switch(prev->state == thread_state::finished ? nullptr : &prev->asan_fake_stack,
                              next->stack_bottom, next->stack_size);
     gt_switch_context(&prev->sp, next->sp);
