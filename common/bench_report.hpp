@@ -9,6 +9,12 @@
 // copy, and prints the ratios once all benchmarks have run. --benchmark_out,
 // --benchmark_filter, --benchmark_repetitions and the other flags keep
 // working; with repetitions, the ratios use the median.
+//
+// Figures are read from a benchmark's counter named "ns_per_<op>" (time per
+// operation) or, if it has none, "kib_per_<thing>" (memory, e.g. resident
+// KiB per thread: a plain counter, set to the measured value). A line of the
+// table may also have an absolute target (goal::at_most, "<= 8 KiB") and no
+// peer at all.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -39,13 +45,14 @@ inline benchmark::Counter ns_per_op(double ops_per_iteration) {
 
 /// One line of the ratio table: our benchmark against a peer's.
 struct comparison {
-    /// How the target reads: none, "at least N x faster than the peer", or
-    /// "at most N x the peer's time" (close enough to a peer we cannot beat).
-    enum class goal { none, faster_by, within };
+    /// How the target reads: none, "at least N x faster than the peer",
+    /// "at most N x the peer's time" (close enough to a peer we cannot beat),
+    /// or "our figure at most N" in its own unit (ns or KiB), whatever the peer.
+    enum class goal { none, faster_by, within, at_most };
 
     const char* label;     ///< e.g. "yield vs Boost.Fiber yield"
     const char* ours;      ///< benchmark function name, e.g. "BM_gt_yield_pingpong"
-    const char* peer;      ///< the peer's benchmark function name
+    const char* peer;      ///< the peer's benchmark function name; nullptr: none (only with goal::at_most)
     goal kind = goal::none;
     double factor = 0;     ///< N in the goal
     /// Non-null when the peer was not compiled in: why, and what to install.
@@ -94,8 +101,11 @@ inline std::unique_ptr<benchmark::BenchmarkReporter> make_display(const std::str
         static_cast<benchmark::ConsoleReporter::OutputOptions>(options));
 }
 
+/// The unit of a benchmark's figure: its counter's name prefix.
+enum class unit { ns, kib };
+
 /// Forwards every report to the display reporter and keeps, per benchmark
-/// function, its "ns_per_*" figure of each run.
+/// function, its "ns_per_*" (or else "kib_per_*") figure of each run.
 class collecting_reporter final : public benchmark::BenchmarkReporter {
 public:
     explicit collecting_reporter(std::unique_ptr<benchmark::BenchmarkReporter> display)
@@ -116,9 +126,11 @@ public:
         display_->ReportRuns(shown);
         for (const Run& run : runs) {
             if (run.error_occurred) continue;
-            const double* value = per_op_value(run);
+            unit u = unit::ns;
+            const double* value = per_op_value(run, u);
             if (value == nullptr) continue;
             const std::string& name = run.run_name.function_name;
+            units_[name] = u;
             if (run.run_type == Run::RT_Iteration) {
                 samples_[name].push_back(*value);
             } else if (run.aggregate_name == "median") {
@@ -144,10 +156,25 @@ public:
         return -1;
     }
 
+    /// The unit of `name`'s figure (ns if it did not run).
+    unit unit_of(const std::string& name) const {
+        auto it = units_.find(name);
+        return it == units_.end() ? unit::ns : it->second;
+    }
+
 private:
-    static const double* per_op_value(const Run& run) {
+    static const double* per_op_value(const Run& run, unit& u) {
         for (const auto& [key, counter] : run.counters) {
-            if (key.rfind("ns_per_", 0) == 0) return &counter.value;
+            if (key.rfind("ns_per_", 0) == 0) {
+                u = unit::ns;
+                return &counter.value;
+            }
+        }
+        for (const auto& [key, counter] : run.counters) {
+            if (key.rfind("kib_per_", 0) == 0) {
+                u = unit::kib;
+                return &counter.value;
+            }
         }
         return nullptr;
     }
@@ -155,6 +182,7 @@ private:
     std::unique_ptr<benchmark::BenchmarkReporter> display_;
     std::map<std::string, std::vector<double>> samples_;
     std::map<std::string, double> medians_;
+    std::map<std::string, unit> units_;
 };
 
 inline std::string format_ns(double ns) {
@@ -167,32 +195,48 @@ inline std::string format_ns(double ns) {
     return buf;
 }
 
+inline std::string format_value(double value, unit u) {
+    if (u == unit::ns) return format_ns(value);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f KiB", value);
+    return buf;
+}
+
 inline void print_table(std::ostream& out, const collecting_reporter& results,
                         const std::vector<comparison>& comparisons) {
-    out << "\nRatios (median ns per operation; \"Nx faster\" = peer's time / ours)\n";
+    bool any_kib = false;
+    for (const comparison& c : comparisons) any_kib = any_kib || results.unit_of(c.ours) == unit::kib;
+    if (any_kib) {
+        out << "\nRatios (medians: ns per operation, or KiB; \"Nx faster\" = peer's time / ours, "
+               "\"Nx less\" = peer's KiB / ours)\n";
+    } else {
+        out << "\nRatios (median ns per operation; \"Nx faster\" = peer's time / ours)\n";
+    }
     char line[256];
     std::snprintf(line, sizeof line, "  %-46s %10s %10s  %-16s %-16s %s\n", "comparison", "ours", "peer",
                   "ratio", "target", "met?");
     out << line;
     for (const comparison& c : comparisons) {
         const double ours = results.median(c.ours);
-        const double peer = results.median(c.peer);
-        if (c.unavailable == nullptr && ours <= 0 && peer <= 0) continue;  // both filtered out
-        if (c.unavailable != nullptr || ours <= 0 || peer <= 0) {
+        const bool has_peer = c.peer != nullptr;
+        const double peer = has_peer ? results.median(c.peer) : 0;
+        const unit u = results.unit_of(c.ours);
+        if (c.unavailable == nullptr && ours <= 0 && (!has_peer || peer <= 0)) continue;  // filtered out
+        if (c.unavailable != nullptr || ours <= 0 || (has_peer && peer <= 0)) {
             std::snprintf(line, sizeof line, "  %-46s n/a: %s\n", c.label,
                           c.unavailable != nullptr ? c.unavailable : "not run (filtered out or failed)");
             out << line;
             continue;
         }
-        char ratio[32];
-        if (peer >= ours) {
-            std::snprintf(ratio, sizeof ratio, "%.2fx faster", peer / ours);
-        } else {
-            std::snprintf(ratio, sizeof ratio, "%.2fx slower", ours / peer);
+        char ratio[32] = "-";
+        if (has_peer && peer >= ours) {
+            std::snprintf(ratio, sizeof ratio, u == unit::ns ? "%.2fx faster" : "%.2fx less", peer / ours);
+        } else if (has_peer) {
+            std::snprintf(ratio, sizeof ratio, u == unit::ns ? "%.2fx slower" : "%.2fx more", ours / peer);
         }
         char target[32] = "-";
         const char* met = "";
-        switch (c.kind) {
+        switch (has_peer || c.kind == comparison::goal::at_most ? c.kind : comparison::goal::none) {
             case comparison::goal::none: break;
             case comparison::goal::faster_by:
                 std::snprintf(target, sizeof target, ">= %.4gx faster", c.factor);
@@ -202,9 +246,14 @@ inline void print_table(std::ostream& out, const collecting_reporter& results,
                 std::snprintf(target, sizeof target, "within %.4gx", c.factor);
                 met = ours / peer <= c.factor ? "yes" : "NO";
                 break;
+            case comparison::goal::at_most:
+                std::snprintf(target, sizeof target, "<= %s", format_value(c.factor, u).c_str());
+                met = ours <= c.factor ? "yes" : "NO";
+                break;
         }
-        std::snprintf(line, sizeof line, "  %-46s %10s %10s  %-16s %-16s %s", c.label, format_ns(ours).c_str(),
-                      format_ns(peer).c_str(), ratio, target, met);
+        std::snprintf(line, sizeof line, "  %-46s %10s %10s  %-16s %-16s %s", c.label,
+                      format_value(ours, u).c_str(), has_peer ? format_value(peer, u).c_str() : "-", ratio, target,
+                      met);
         std::string text = line;
         text.erase(text.find_last_not_of(' ') + 1);  // no trailing blanks when there is no target
         out << text << '\n';

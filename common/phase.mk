@@ -52,6 +52,10 @@ LIB      := $(BUILD)/libgt.a
 # must be correct at both levels too.
 LIB_O0_OBJS := $(patsubst %,$(BUILD)/obj-O0/%.o,$(LIB_SRCS))
 LIB_O0      := $(BUILD)/libgt-O0.a
+# And a release build (-DNDEBUG: invariant checks compiled out), which the
+# benchmarks link: what a production build of the runtime costs.
+LIB_REL_OBJS := $(patsubst %,$(BUILD)/obj-release/%.o,$(LIB_SRCS))
+LIB_REL      := $(BUILD)/libgt-release.a
 
 # ---- examples, tests, benchmarks ----------------------------------------
 EXAMPLES      := $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*.cpp))
@@ -102,6 +106,18 @@ $(BUILD)/obj-O0/%.S.o: %.S
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(SAN_FLAGS) -g -c $< -o $@
 
+$(LIB_REL): $(LIB_REL_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/obj-release/%.cpp.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(OPT) -DNDEBUG -c $< -o $@
+
+$(BUILD)/obj-release/%.S.o: %.S
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(SAN_FLAGS) -g -c $< -o $@
+
 $(BUILD)/obj/%.cpp.o: %.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
@@ -128,9 +144,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.cpp.o $(TEST_HELPER_OBJS) $(LIB)
 
 $(BUILD)/obj/bench/%.cpp.o: bench/%.cpp
 	@mkdir -p $(@D)
-	$(CXX) $(CPPFLAGS) -I$(COMMON) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(OPT) -c $< -o $@
+	$(CXX) $(CPPFLAGS) -I$(COMMON) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(OPT) -DNDEBUG -c $< -o $@
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.cpp.o $(LIB)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.cpp.o $(LIB_REL)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(BENCH_LIBS) $(LDLIBS) -o $@
 

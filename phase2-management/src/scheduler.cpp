@@ -331,7 +331,7 @@ void scheduler::switch_to(control_block* next) noexcept {
     gt_switch_context(&prev->sp, next->sp);
     // Resumed: some thread switched back to prev, and running_ == prev again.
     sanitizers::finish_switch(prev->asan_fake_stack);
-    reap_zombie();
+    if (zombie_ != nullptr) reap_zombie();
 }
 
 void scheduler::thread_started() noexcept {
@@ -390,18 +390,20 @@ std::size_t stack_high_water(const stack& s) {
 }  // namespace
 
 void scheduler::dump(std::ostream& out) const {
+    // Fixed-width columns, each followed by a space, so that a long id or
+    // name shifts the line instead of running into the next column.
     std::ostringstream text;
-    text << std::left << std::setw(6) << "id" << std::setw(18) << "name" << std::setw(16) << "state"
-         << std::setw(10) << "priority" << std::setw(12) << "stack" << "high-water\n";
+    text << std::left << std::setw(5) << "id" << ' ' << std::setw(17) << "name" << ' ' << std::setw(15) << "state"
+         << ' ' << std::setw(9) << "priority" << ' ' << std::setw(11) << "stack" << ' ' << "high-water\n";
     for (const control_block* t = all_threads_; t != nullptr; t = t->all_next) {
         std::string state = to_string(t->state);
         if (t->state == thread_state::blocked) state += std::string(" (") + to_string(t->waiting_for) + ")";
-        text << std::left << std::setw(6) << t->id << std::setw(18) << name_of(*t) << std::setw(16) << state
-             << std::setw(10) << t->priority;
+        text << std::left << std::setw(5) << t->id << ' ' << std::setw(17) << name_of(*t) << ' ' << std::setw(15)
+             << state << ' ' << std::setw(9) << t->priority << ' ';
         if (t == &main_) {
-            text << std::setw(12) << "OS stack" << "-\n";
+            text << std::setw(11) << "OS stack" << ' ' << "-\n";
         } else {
-            text << std::setw(12) << t->stack.size() << stack_high_water(t->stack) << '\n';
+            text << std::setw(11) << t->stack.size() << ' ' << stack_high_water(t->stack) << '\n';
         }
     }
     out << text.str();
