@@ -28,10 +28,18 @@ MARKERS = {  # instant event -> (marker, colour, label)
 
 
 def load(path):
-    with open(path) as f:
+    with open(path, errors="replace") as f:
         text = f.read().strip()
-    if not text.endswith("]"):  # a process that died mid-trace: JSON array format allows this
-        text = text.rstrip(",\n") + "]"
+    if not text.endswith("]"):
+        # A process that died mid-trace: the JSON array format allows the
+        # missing "]"; drop a last event that was only half written.
+        lines = text.split("\n")
+        while lines:
+            try:
+                return json.loads("\n".join(lines).rstrip(",") + "]")
+            except json.JSONDecodeError:
+                lines.pop()
+        sys.exit(f"{path}: no complete trace events")
     return json.loads(text)
 
 

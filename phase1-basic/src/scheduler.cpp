@@ -62,9 +62,28 @@ std::terminate_handler previous_terminate_handler = nullptr;
 
 }  // namespace
 
+namespace {
+
+// Ends an OS thread's scheduler when the OS thread ends (the destructor of a
+// thread_local object runs then). A scheduler that still has green threads
+// to run is abandoned instead of destroyed: they can never run again, but
+// code that runs later in the process's exit (static destructors) may
+// still hold and join them.
+struct scheduler_owner {
+    scheduler* owned = nullptr;
+    ~scheduler_owner() {
+        if (owned != nullptr) owned->os_thread_exiting();
+    }
+};
+
+thread_local scheduler_owner owner;
+
+}  // namespace
+
 scheduler& scheduler::current() noexcept {
-    static thread_local scheduler instance;
-    return instance;
+    if (scheduler* s = this_os_threads_scheduler) return *s;
+    owner.owned = new scheduler;  // its constructor sets this_os_threads_scheduler
+    return *owner.owned;
 }
 
 scheduler* scheduler::current_if_any() noexcept { return this_os_threads_scheduler; }
@@ -91,6 +110,11 @@ scheduler::scheduler() noexcept : running_(&main_) {
 }
 
 scheduler::~scheduler() { this_os_threads_scheduler = nullptr; }
+
+void scheduler::os_thread_exiting() noexcept {
+    if (has_ready()) return;  // threads that never finished: abandon, see scheduler_owner
+    delete this;
+}
 
 void scheduler::make_ready(control_block* t) noexcept {
     GT_INVARIANT(t->state == thread_state::ready, "a thread made READY is in state READY");

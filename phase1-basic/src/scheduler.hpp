@@ -26,6 +26,10 @@ public:
     scheduler& operator=(const scheduler&) = delete;
     ~scheduler();
 
+    /// Called when the OS thread ends: destroys the scheduler, or abandons it
+    /// (never destroyed) while it has threads that have not finished.
+    void os_thread_exiting() noexcept;
+
     /// The thread in state RUNNING.
     control_block* running() const noexcept { return running_; }
 

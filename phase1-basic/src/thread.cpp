@@ -104,11 +104,14 @@ void thread::join() {
                          "thread " + std::to_string(tcb_->id) +
                              " belongs to another OS thread's scheduler; join it from that OS thread");
     }
+    // From here on, *this is not touched: while we wait, other threads run,
+    // and one of them may move or destroy this gt::thread object (say, by
+    // growing the vector it lives in).
+    detail::control_block* target = std::exchange(tcb_, nullptr);
     // Wait by yielding: the target is READY until it finishes, so each yield
     // lets it (and everyone else) run one more turn.
-    while (tcb_->state != detail::thread_state::finished) sched.yield();
-    delete tcb_;  // unmaps its stack: safe, we are running on our own
-    tcb_ = nullptr;
+    while (target->state != detail::thread_state::finished) sched.yield();
+    delete target;  // unmaps its stack: safe, we are running on our own
 }
 
 namespace this_thread {

@@ -187,6 +187,7 @@ TEST(ThreadMisuse, JoiningItselfThrowsResourceDeadlockWouldOccur) {
         out << self.get_id();
         return out.str();
     }();
+    gt::this_thread::yield();  // the thread tries to join itself before main joins it
     self.join();
     EXPECT_EQ(code, std::errc::resource_deadlock_would_occur);
     EXPECT_NE(what.find("thread " + id + " cannot join itself"), std::string::npos) << what;

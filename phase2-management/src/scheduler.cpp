@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cxxabi.h>
@@ -57,6 +59,7 @@ const char* to_string(wait_reason reason) noexcept {
 
 void invariant_failed(const char* what, const char* file, int line) noexcept {
     std::fprintf(stderr, "gt: invariant broken: %s (%s:%d)\n", what, file, line);
+    trace::flush();
     std::abort();
 }
 
@@ -81,15 +84,35 @@ std::terminate_handler previous_terminate_handler = nullptr;
                      "escaped the thread's function)\n",
                      scheduler::name_of(*t).c_str(), static_cast<unsigned long long>(t->id));
     }
+    trace::flush();
     if (previous_terminate_handler != nullptr) previous_terminate_handler();
     std::abort();
 }
 
 }  // namespace
 
+namespace {
+
+// Ends an OS thread's scheduler when the OS thread ends (the destructor of a
+// thread_local object runs then). A scheduler that still has green threads
+// to run is abandoned instead of destroyed: they can never run again, but
+// code that runs later in the process's exit (static destructors) may
+// still hold and join them.
+struct scheduler_owner {
+    scheduler* owned = nullptr;
+    ~scheduler_owner() {
+        if (owned != nullptr) owned->os_thread_exiting();
+    }
+};
+
+thread_local scheduler_owner owner;
+
+}  // namespace
+
 scheduler& scheduler::current() noexcept {
-    static thread_local scheduler instance;
-    return instance;
+    if (scheduler* s = this_os_threads_scheduler) return *s;
+    owner.owned = new scheduler;  // its constructor sets this_os_threads_scheduler
+    return *owner.owned;
 }
 
 scheduler* scheduler::current_if_any() noexcept { return this_os_threads_scheduler; }
@@ -127,6 +150,22 @@ scheduler::~scheduler() {
     reap_zombie();
     overflow::remove_reporter(alt_stack_);
     this_os_threads_scheduler = nullptr;
+}
+
+void scheduler::os_thread_exiting() noexcept {
+    reap_zombie();
+    if (thread_count_ > 1) {
+        // Abandoned, see scheduler_owner. At process exit that is expected
+        // (like detached std::threads); when a single OS thread ends, say so.
+        if (::getpid() != static_cast<pid_t>(::syscall(SYS_gettid))) {
+            std::fprintf(stderr,
+                         "gt: an OS thread is exiting with %zu green threads still alive; they will never run "
+                         "again and their stacks are not reclaimed\n",
+                         thread_count_ - 1);
+        }
+        return;
+    }
+    delete this;
 }
 
 std::string scheduler::name_of(const control_block& t) {
@@ -180,6 +219,7 @@ void scheduler::yield() noexcept {
 }
 
 void scheduler::preempt_for_higher() noexcept {
+    if (timers_ != nullptr) wake_expired_timers(monotonic_now_ns());  // a sleeper due now may outrank both
     GT_INVARIANT(!run_queues_.empty() && run_queues_.highest() > running_->priority,
                  "a thread is preempted only for a READY thread of higher priority");
     running_->state = thread_state::ready;
@@ -414,6 +454,7 @@ void scheduler::report_deadlock() const noexcept {
     text << "gt: deadlock: no thread can run again: every thread is BLOCKED and none is sleeping.\n";
     dump(text);
     std::fputs(text.str().c_str(), stderr);
+    trace::flush();
     std::abort();
 }
 

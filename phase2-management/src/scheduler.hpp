@@ -31,6 +31,10 @@ public:
     scheduler& operator=(const scheduler&) = delete;
     ~scheduler();
 
+    /// Called when the OS thread ends: destroys the scheduler, or abandons it
+    /// (never destroyed) while it has threads that have not finished.
+    void os_thread_exiting() noexcept;
+
     /// Every change to the scheduler's data happens inside a critical
     /// section: this guard. A switch happens inside one and the thread
     /// switched to leaves it, so the count is per scheduler, not per thread.

@@ -2,6 +2,7 @@
 #include "gt/thread.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -23,7 +24,18 @@ struct id_factory {
 /// thread_main. Not a std::exception, so `catch (const std::exception&)`
 /// does not swallow it (glibc's pthread_exit does the same with its
 /// abi::__forced_unwind).
-struct thread_exit_request {};
+struct thread_exit_request {
+    bool consumed = false;  // set by whoever is entitled to catch it
+    ~thread_exit_request() {
+        // Destroyed without reaching thread_main: a catch (...) swallowed it.
+        // glibc's pthread_exit aborts in that case too ("exception not rethrown").
+        if (!consumed) {
+            std::fputs("gt: gt::this_thread::exit() was caught by a catch (...) that did not rethrow it; aborting\n",
+                       stderr);
+            std::abort();
+        }
+    }
+};
 
 namespace {
 
@@ -36,8 +48,8 @@ void run_cleanup_handlers(control_block& self) {
         self.cleanup_handlers.pop_back();
         try {
             handler();
-        } catch (const thread_exit_request&) {
-            // exit() inside a handler ends that handler; the others still run.
+        } catch (thread_exit_request& request) {
+            request.consumed = true;  // exit() inside a handler ends that handler; the others still run.
         }
     }
 }
@@ -57,8 +69,8 @@ void run_cleanup_handlers(control_block& self) {
     sched.thread_started();
     try {
         self->entry->run();
-    } catch (const thread_exit_request&) {
-        // this_thread::exit(): the stack is unwound; finish as after a return.
+    } catch (thread_exit_request& request) {
+        request.consumed = true;  // this_thread::exit(): the stack is unwound; finish as after a return
     }
     delete self->entry;  // the decay-copies die on the new thread, as with std::thread
     self->entry = nullptr;
@@ -152,7 +164,7 @@ void thread::join() {
     using detail::join_error;
     if (tcb_ == nullptr) {
         throw join_error(std::errc::invalid_argument,
-                         "this gt::thread is not joinable (default-constructed, moved from, or already joined)");
+                         "this gt::thread is not joinable (default-constructed, moved from, joined or detached)");
     }
     detail::scheduler& sched = detail::scheduler::current();
     if (tcb_ == sched.running()) {
@@ -179,10 +191,13 @@ void thread::join() {
                                  std::to_string(sched.running()->id) + "; joining it would deadlock");
         }
     }
+    // From here on, *this is not touched: while we wait, other threads run,
+    // and one of them may move or destroy this gt::thread object (say, by
+    // growing the vector it lives in).
+    detail::control_block* target = std::exchange(tcb_, nullptr);
     // Block: off the run queue until the target's finish_running wakes us.
-    if (tcb_->state != detail::thread_state::finished) sched.join_wait(tcb_);
-    sched.release(tcb_);  // its stack goes back to the pool: safe, we run on our own
-    tcb_ = nullptr;
+    if (target->state != detail::thread_state::finished) sched.join_wait(target);
+    sched.release(target);  // its stack goes back to the pool: safe, we run on our own
 }
 
 void thread::detach() {

@@ -3,6 +3,7 @@
 // thread_specific_ptr values the thread has set), typically a handful.
 #include <algorithm>
 #include <atomic>
+#include <utility>
 
 #include "gt/thread_specific_ptr.hpp"
 #include "scheduler.hpp"
@@ -34,14 +35,21 @@ void tls_set(std::uint64_t key, void* value, const std::shared_ptr<tls_cleanup>&
 }
 
 void run_tls_destructors(control_block& t) noexcept {
-    // A destructor may set values again; like POSIX (PTHREAD_DESTRUCTOR_ITERATIONS,
-    // pthread_key_create(3)), try a few rounds, then give up on the rest.
-    for (int round = 0; round < 4 && !t.tls.empty(); ++round) {
-        std::vector<tls_slot> slots;
-        slots.swap(t.tls);
-        for (tls_slot& slot : slots) {
-            if (slot.value != nullptr && slot.cleanup != nullptr) slot.cleanup->destroy(slot.value);
+    // One value at a time, each set to null just before its destructor runs,
+    // so a destructor can still use the thread's other values (a per-thread
+    // log, say). A destructor may set values again; like POSIX
+    // (PTHREAD_DESTRUCTOR_ITERATIONS, pthread_key_create(3)), try a few
+    // rounds, then give up on the rest.
+    for (int round = 0; round < 4; ++round) {
+        bool destroyed_any = false;
+        for (std::size_t i = 0; i < t.tls.size(); ++i) {  // re-read: destructors may add or remove slots
+            void* value = std::exchange(t.tls[i].value, nullptr);
+            std::shared_ptr<tls_cleanup> cleanup = t.tls[i].cleanup;
+            if (value == nullptr || cleanup == nullptr) continue;
+            cleanup->destroy(value);
+            destroyed_any = true;
         }
+        if (!destroyed_any) break;
     }
     t.tls.clear();
 }

@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -28,12 +30,22 @@ struct writer {
     bool first = true;
 
     void write(nlohmann::json event) {
+        event["pid"] = pid;
+        // Serialise before writing anything, so a failure cannot leave half
+        // an event; a thread name that is not UTF-8 gets U+FFFD, not an error.
+        const std::string text = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         std::lock_guard<std::mutex> guard(lock);
         if (file == nullptr) return;
-        event["pid"] = pid;
         std::fputs(first ? "[\n" : ",\n", file);
         first = false;
-        std::fputs(event.dump().c_str(), file);
+        std::fputs(text.c_str(), file);
+    }
+
+    // Whole events on disk before the process dies (deadlock report,
+    // broken invariant): the reader then only misses the closing bracket.
+    void flush() {
+        std::lock_guard<std::mutex> guard(lock);
+        if (file != nullptr) std::fflush(file);
     }
 
     void close() {
@@ -64,12 +76,19 @@ void instant(const control_block& t, const char* name, nlohmann::json args = nlo
 void start_if_requested() noexcept {
     static std::once_flag once;
     std::call_once(once, [] {
-        const char* path = std::getenv("GT_TRACE");
-        if (path == nullptr || *path == '\0') return;
+        const char* value = std::getenv("GT_TRACE");
+        if (value == nullptr || *value == '\0') return;
+        // "%p" in the name becomes the process id, so that programs that
+        // start other traced programs do not all write to one file.
+        std::string path = value;
+        for (std::size_t at; (at = path.find("%p")) != std::string::npos;) {
+            path.replace(at, 2, std::to_string(::getpid()));
+        }
         writer& w = the_writer();
-        w.file = std::fopen(path, "w");
+        w.file = std::fopen(path.c_str(), "w");
         if (w.file == nullptr) {
-            std::fprintf(stderr, "gt: GT_TRACE=%s: cannot open the file for writing; tracing is off\n", path);
+            std::fprintf(stderr, "gt: GT_TRACE=%s: cannot open %s for writing (%s); tracing is off\n", value,
+                         path.c_str(), std::strerror(errno));
             return;
         }
         w.origin_ns = monotonic_now_ns();
@@ -78,6 +97,10 @@ void start_if_requested() noexcept {
         enabled = true;
         w.write({{"name", "thread_name"}, {"ph", "M"}, {"tid", 0}, {"args", {{"name", "idle (no thread READY)"}}}});
     });
+}
+
+void flush() noexcept {
+    if (enabled) the_writer().flush();
 }
 
 void named(const control_block& t) noexcept {

@@ -1,6 +1,7 @@
 // Scheduling events in the Chrome trace-event format (JSON), which Perfetto
-// (ui.perfetto.dev) and chrome://tracing open: set GT_TRACE=<file> and every
-// scheduler of the process appends to that file. Each green thread is one
+// (ui.perfetto.dev) and chrome://tracing open: set GT_TRACE=<file> ("%p" in
+// it becomes the process id) and every scheduler of the process appends to
+// that file. Each green thread is one
 // track (tid = its id); a "run" slice spans each stretch it held the CPU,
 // and instant events mark create, block, wake, finish and priority change.
 // Format: "Trace Event Format", Google (docs.google.com, the
@@ -38,5 +39,7 @@ void finished(const control_block& t) noexcept;
 void priority_changed(const control_block& t, int from, int to) noexcept;
 /// The OS thread slept from `from_ns` to `to_ns`: no thread could run.
 void idle(std::int64_t from_ns, std::int64_t to_ns) noexcept;
+/// Writes buffered events to the file now (before the process aborts).
+void flush() noexcept;
 
 }  // namespace gt::detail::trace

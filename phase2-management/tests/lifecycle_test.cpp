@@ -7,11 +7,14 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -42,21 +45,47 @@ TEST(Join, JoinerIsBlockedOffTheRunQueueUntilTheTargetFinishes) {
 }
 
 TEST(Join, JoinerWakesExactlyOnce) {
-    int joiner_runs = 0;  // turns the joiner gets after it starts waiting
-    gt::thread target([] {
+    gt::detail::control_block* joiner_tcb = nullptr;
+    int joiner_turns_while_waiting = 0;  // READY or RUNNING before the target finished: a spurious wake
+    bool target_done = false;
+    gt::thread target([&] {
         for (int i = 0; i < 5; ++i) gt::this_thread::yield();
+        target_done = true;
     });
     gt::thread joiner([&] {
+        joiner_tcb = sched().running();
         target.join();
-        ++joiner_runs;
+        EXPECT_TRUE(target_done);
     });
-    gt::thread busy([] {
-        for (int i = 0; i < 10; ++i) gt::this_thread::yield();
+    gt::thread busy([&] {
+        for (int i = 0; i < 10; ++i) {
+            if (!target_done && joiner_tcb != nullptr && joiner_tcb->state != gt::detail::thread_state::blocked) {
+                ++joiner_turns_while_waiting;
+            }
+            gt::this_thread::yield();
+        }
     });
     joiner.join();
     busy.join();
-    EXPECT_EQ(joiner_runs, 1);
+    EXPECT_EQ(joiner_turns_while_waiting, 0);
     EXPECT_FALSE(target.joinable());
+}
+
+// Why: while a thread waits in join(), others run and may move the
+// gt::thread object it called join() on (here: a vector grows); join must
+// not touch the object after it starts waiting.
+TEST(Join, JoinSurvivesItsHandleMovingWhileItWaits) {
+    std::vector<gt::thread> threads;
+    threads.emplace_back([] {
+        for (int i = 0; i < 3; ++i) gt::this_thread::yield();
+    });
+    // Higher priority: runs inside emplace_back, while the vector reallocates.
+    threads.emplace_back(gt::thread::attributes{.priority = 20}, [&threads] { threads[0].join(); });
+    for (int i = 0; i < 8; ++i) threads.emplace_back([] {});
+    for (auto& t : threads) {
+        if (t.joinable()) t.join();
+    }
+    EXPECT_EQ(sched().thread_count(), 1u);
 }
 
 TEST(Join, JoiningAFinishedThreadDoesNotBlock) {
@@ -94,18 +123,19 @@ TEST(Detach, DetachingAFinishedThreadReleasesItAtOnce) {
 }
 
 TEST(StackPool, StacksAreReusedSoCreationMakesNoSystemCall) {
+    const void* first = nullptr;
     {
-        gt::thread warm([] {});
+        gt::thread warm({.stack_size = 72 * 1024}, [&] { first = sched().running()->stack.bottom(); });
         warm.join();
     }
     const std::size_t idle = sched().stacks().size();
     ASSERT_GE(idle, 1u);
     const void* reused = nullptr;
-    gt::thread t([&] { reused = sched().running()->stack.bottom(); });
+    gt::thread t({.stack_size = 72 * 1024}, [&] { reused = sched().running()->stack.bottom(); });
     EXPECT_EQ(sched().stacks().size(), idle - 1) << "the new thread took a pooled stack";
     t.join();
     EXPECT_EQ(sched().stacks().size(), idle);
-    EXPECT_NE(reused, nullptr);
+    EXPECT_EQ(reused, first) << "the same mapping, not a new one";
 }
 
 long resident_kib() {
@@ -229,6 +259,55 @@ TEST(LifecycleMisuse, ExitFromTheAdoptedMainThreadThrowsOperationNotPermitted) {
         EXPECT_EQ(e.code(), std::errc::operation_not_permitted);
         EXPECT_NE(std::string(e.what()).find("\"main\""), std::string::npos) << e.what();
     }
+}
+
+void swallow_exit() {
+    gt::thread t([] {
+        try {
+            gt::this_thread::exit();
+        } catch (...) {
+            // swallowed: the thread would go on as if exit() had returned
+        }
+    });
+    t.join();
+}
+
+// Why: exit() works by unwinding; a catch (...) that does not rethrow would
+// silently cancel it. glibc's pthread_exit aborts then; so do we.
+TEST(LifecycleDeathTest, ExitSwallowedByCatchAllAborts) {
+    EXPECT_DEATH(swallow_exit(), "exit\\(\\) was caught by a catch \\(\\.\\.\\.\\) that did not rethrow it");
+}
+
+struct joins_at_exit {
+    gt::thread t;
+    ~joins_at_exit() { t.join(); }
+};
+
+void join_in_a_static_destructor() {
+    static joins_at_exit holder{gt::thread([] { gt::this_thread::yield(); })};
+    std::exit(0);  // thread_local destructors first, then static ones: the join runs after
+}
+
+// Why: as with std::thread, a static object may join its threads in its
+// destructor, which runs after the OS thread's thread_local objects (the
+// scheduler's owner) are destroyed.
+TEST(LifecycleDeathTest, JoinInAStaticDestructorAtExitWorks) {
+    EXPECT_EXIT(join_in_a_static_destructor(), testing::ExitedWithCode(0), "");
+}
+
+void os_thread_exits_with_a_sleeping_green_thread() {
+    std::thread os_thread([] {
+        gt::thread sleeper([] { gt::this_thread::sleep_for(std::chrono::hours(1)); });
+        sleeper.detach();
+        gt::this_thread::yield();
+    });
+    os_thread.join();
+    std::exit(0);
+}
+
+TEST(LifecycleDeathTest, OsThreadExitingWithLiveGreenThreadsSaysSo) {
+    EXPECT_EXIT(os_thread_exits_with_a_sleeping_green_thread(), testing::ExitedWithCode(0),
+                "gt: an OS thread is exiting with 1 green threads still alive; they will never run again");
 }
 
 TEST(LifecycleMisuse, CleanupPopWithoutAHandlerThrowsLogicError) {

@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -101,6 +103,30 @@ TEST(Sleep, ZeroNegativeAndPastDeadlinesReturnAtOnce) {
     EXPECT_LT(steady::now() - start, 5ms);
 }
 
+void sleep_far_beyond_the_clocks_range() {
+    gt::detail::control_block* a = nullptr;
+    gt::detail::control_block* b = nullptr;
+    gt::thread ta([&] {
+        a = gt::detail::scheduler::current().running();
+        gt::this_thread::sleep_for(std::chrono::hours::max());
+    });
+    gt::thread tb([&] {
+        b = gt::detail::scheduler::current().running();
+        gt::this_thread::sleep_for(std::chrono::years(1000));
+    });
+    gt::this_thread::yield();
+    const bool ok = a != nullptr && b != nullptr && a->state == gt::detail::thread_state::blocked &&
+                    b->state == gt::detail::thread_state::blocked && a->wake_time == INT64_MAX &&
+                    b->wake_time == INT64_MAX;
+    std::_Exit(ok ? 0 : 1);  // the sleepers never wake: leave without joining
+}
+
+// Why: converting hours::max() or a thousand years to nanoseconds overflows;
+// a sleep that long must block (practically forever), not return at once.
+TEST(SleepDeathTest, SleepsBeyondTheClocksRangeBlockInsteadOfReturning) {
+    EXPECT_EXIT(sleep_far_beyond_the_clocks_range(), testing::ExitedWithCode(0), "");
+}
+
 TEST(Sleep, SleepUntilWorksWithTheSystemClock) {
     const auto target = std::chrono::system_clock::now() + 10ms;
     gt::this_thread::sleep_until(target);
@@ -137,6 +163,23 @@ TEST(Sleep, HigherPriorityThreadRunsFirstWhenItsSleepEnds) {
     high.join();
     low.join();
     EXPECT_EQ(trace, "Hl") << "high preempts low at low's first yield after the deadline";
+}
+
+// Why: when a higher-priority thread becomes READY, the scheduler picks the
+// highest READY thread, and a sleeper whose time has already come counts.
+TEST(Sleep, ExpiredSleeperOutranksAThreadThatPreemptsForIt) {
+    std::string trace;
+    gt::thread sleeper({.priority = 30}, [&] {
+        gt::this_thread::sleep_for(1ms);
+        trace += 'S';
+    });
+    const auto until = steady::now() + 5ms;
+    while (steady::now() < until) {
+    }  // no yield: the sleeper's time passes unnoticed
+    gt::thread created({.priority = 20}, [&] { trace += 'C'; });  // preempts main
+    created.join();
+    sleeper.join();
+    EXPECT_EQ(trace, "SC");
 }
 
 }  // namespace

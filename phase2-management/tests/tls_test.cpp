@@ -130,6 +130,26 @@ TEST(ThreadSpecificPtr, DestroyingThePtrResetsOnlyTheCallingThreadsValue) {
     EXPECT_EQ(counted::destroyed, 2);
 }
 
+// Why: a destructor that uses another thread-specific value (a per-thread
+// log, say) must still find it: values are destroyed one at a time.
+TEST(ThreadSpecificPtr, ADestructorCanStillUseTheThreadsOtherValues) {
+    static gt::thread_specific_ptr<std::string> log;
+    static std::string seen;
+    struct logs_on_destruction {
+        ~logs_on_destruction() {
+            if (log.get() != nullptr) seen = *log;
+        }
+    };
+    static gt::thread_specific_ptr<logs_on_destruction> object;
+    seen.clear();
+    gt::thread t([] {
+        object.reset(new logs_on_destruction);  // set first, destroyed first
+        log.reset(new std::string("still here"));
+    });
+    t.join();
+    EXPECT_EQ(seen, "still here");
+}
+
 TEST(ThreadSpecificPtr, ArrowAndStarReachTheValue) {
     gt::thread_specific_ptr<std::string> text;
     gt::thread t([&] {

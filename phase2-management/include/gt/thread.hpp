@@ -275,10 +275,15 @@ template <class Rep, class Period>
 void sleep_for(const std::chrono::duration<Rep, Period>& d) {
     if (d <= d.zero()) return;
     const auto now = std::chrono::steady_clock::now();
-    auto wait = std::chrono::ceil<std::chrono::nanoseconds>(d);
     const auto limit = std::chrono::steady_clock::time_point::max() - now;
-    if (wait > limit) wait = std::chrono::duration_cast<std::chrono::nanoseconds>(limit);
-    sleep_until_steady_ns((now + wait).time_since_epoch().count());
+    // Compared in floating point first: converting a huge duration (years,
+    // hours::max()) to nanoseconds would overflow.
+    using seconds_ld = std::chrono::duration<long double>;
+    if (std::chrono::duration_cast<seconds_ld>(d) >= std::chrono::duration_cast<seconds_ld>(limit)) {
+        sleep_until_steady_ns(std::chrono::steady_clock::time_point::max().time_since_epoch().count());
+        return;
+    }
+    sleep_until_steady_ns((now + std::chrono::ceil<std::chrono::nanoseconds>(d)).time_since_epoch().count());
 }
 
 /// Blocks the calling thread until `t` has been reached on Clock, as
@@ -288,8 +293,14 @@ void sleep_for(const std::chrono::duration<Rep, Period>& d) {
 template <class Clock, class Duration>
 void sleep_until(const std::chrono::time_point<Clock, Duration>& t) {
     if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-        sleep_until_steady_ns(
-            std::chrono::ceil<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+        using seconds_ld = std::chrono::duration<long double>;
+        const auto max = std::chrono::steady_clock::time_point::max().time_since_epoch();
+        if (std::chrono::duration_cast<seconds_ld>(t.time_since_epoch()) >=
+            std::chrono::duration_cast<seconds_ld>(max)) {
+            sleep_until_steady_ns(max.count());  // "forever": a deadline that never comes
+        } else {
+            sleep_until_steady_ns(std::chrono::ceil<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+        }
     } else {
         for (auto now = Clock::now(); now < t; now = Clock::now()) sleep_for(t - now);
     }
