@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints what phase N adds to phase N-1 as a unified diff, build outputs
-# excluded:   tools/phase_diff.sh N [--stat]      (make diff-phaseN [STAT=1])
+# and generated pictures (.svg renders, .png) excluded: the .dot sources
+# carry the change.   tools/phase_diff.sh N [--stat]   (make diff-phaseN [STAT=1])
 # With --stat: one line per changed file, lines added and removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ if [ -z "$old" ]; then
   exit 2
 fi
 if [ "$stat" = "--stat" ]; then
-  { diff -ruN --exclude=build "$old" "$new" || [ $? -eq 1 ]; } | awk -v new="$new/" '
+  { diff -ruN --exclude=build --exclude="*.svg" --exclude="*.png" "$old" "$new" || [ $? -eq 1 ]; } | awk -v new="$new/" '
     /^diff / { file = $NF; sub(new, "", file); order[++n] = file; next }
     /^\+\+\+ / || /^--- / { next }
     /^\+/ { add[file]++ } /^-/ { del[file]++ }
@@ -26,4 +27,4 @@ if [ "$stat" = "--stat" ]; then
           printf "%-45s +%-5d -%d\n", "total", ta, td }'
   exit 0
 fi
-diff -ruN --exclude=build "$old" "$new" || [ $? -eq 1 ]
+diff -ruN --exclude=build --exclude="*.svg" --exclude="*.png" "$old" "$new" || [ $? -eq 1 ]
