@@ -110,7 +110,9 @@ public:
         static constexpr std::size_t default_stack_size = 256 * 1024;
         /// Smallest accepted stack size: 16 KiB, enough for the entry
         /// trampoline's frame, the runtime's own frames and its error
-        /// messages, with room for a small thread function.
+        /// messages, with room for a small thread function. Under
+        /// AddressSanitizer frames are several times larger: give threads
+        /// 64 KiB or more there.
         static constexpr std::size_t min_stack_size = 16 * 1024;
 
         /// Usable stack in bytes, rounded up to whole pages; the guard page
