@@ -2,7 +2,7 @@
 // side by side with the alternatives a reader could have used instead, and
 // our thread creation against std::thread's and Boost.Fiber's.
 //
-//   make bench-phase1     (or: phase1-basic/build/bench/switch_bench)
+//   make bench-phaseN     (or, in the phase folder: build/bench/switch_bench)
 //
 // Every figure is per operation: the counter ns_per_switch (or
 // ns_per_handoff, ns_per_thread) divides the elapsed wall-clock time by the

@@ -2,7 +2,7 @@
 // yields; the scheduler always runs the thread that has waited longest, so
 // the lines come out in strict rotation: round robin.
 //
-//   make demo-phase1          (or: phase1-basic/build/examples/round_robin)
+//   make demo-phaseN          (or, in the phase folder: build/examples/round_robin)
 #include <gt/thread.hpp>
 
 #include <iostream>

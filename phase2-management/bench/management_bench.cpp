@@ -4,7 +4,7 @@
 // still measures the switch and the plain yield; this program puts phase 2's
 // figures side by side with their peers in one run.
 //
-//   make bench-phase2     (or: phase2-management/build/bench/management_bench)
+//   make bench-phaseN     (or, in the phase folder: build/bench/management_bench)
 //
 // Figures: ns_per_thread and ns_per_switch are wall-clock time per operation,
 // as in switch_bench; kib_per_thread is resident memory (RSS, from
@@ -357,7 +357,7 @@ std::set<int> ready_levels() {
 // nothing else alive: phase 1's benchmark (switch_bench's
 // BM_gt_yield_pingpong) on phase 2's runtime, here as the baseline of the
 // next one, measured in the same run. (Phase 2's yield itself does more
-// than phase 1's: the timer check, the levels, the always-on invariants;
+// than phase 1's: the critical section, the timer check, the levels;
 // `make bench-phase1` gives phase 1's figure to hold it against.)
 void BM_gt_yield_pingpong(benchmark::State& state) {
     bool stop = false;

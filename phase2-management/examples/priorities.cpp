@@ -4,8 +4,8 @@
 //   mid  (priority 16) creates high, then blocks joining it
 //   high (priority 24) preempts mid when created, sleeps, preempts low when it wakes
 //
-//   make demo-phase2    (or: phase2-management/build/examples/priorities)
-//   GT_TRACE=trace.json phase2-management/build/examples/priorities   # then open trace.json in ui.perfetto.dev
+//   make demo-phaseN    (or, in the phase folder: build/examples/priorities)
+//   GT_TRACE=trace.json build/examples/priorities   # then open trace.json in ui.perfetto.dev
 #include <gt/thread.hpp>
 
 #include <chrono>

@@ -1,7 +1,7 @@
 // Starvation under strict priorities: as long as a higher level always has
 // a READY thread, a lower level never runs, however long it has waited.
 //
-//   phase2-management/build/examples/starvation
+//   build/examples/starvation   (in the phase folder)
 #include <gt/thread.hpp>
 
 #include <iostream>

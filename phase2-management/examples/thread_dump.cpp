@@ -1,7 +1,7 @@
 // The debug dump: every thread with its id, name, state (and what a
 // BLOCKED thread waits for), priority, stack size and stack high-water mark.
 //
-//   phase2-management/build/examples/thread_dump
+//   build/examples/thread_dump   (in the phase folder)
 #include <gt/debug.hpp>
 #include <gt/thread.hpp>
 
