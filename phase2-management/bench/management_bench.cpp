@@ -31,9 +31,10 @@
 // shows it in two child processes): every guarded stack is two kernel
 // mappings, and Linux allows vm.max_map_count (65530 by default) per
 // process. Boost.Fiber's protected_fixedsize_stack checks mprotect's result
-// only with BOOST_ASSERT: built without NDEBUG (as here) it aborts at about
-// 32,700 fibers; with NDEBUG it would carry on, the stack silently without
-// its guard page. gt throws std::system_error
+// only with BOOST_ASSERT: built without NDEBUG it aborts at about 32,700
+// fibers; with NDEBUG (as the benchmarks are built) the failed mprotect goes
+// unnoticed, so that stack has no guard page, and the next mmap failure
+// throws a bare std::bad_alloc. gt throws std::system_error
 // (errc::resource_unavailable_try_again) whose message names
 // vm.max_map_count, at the same count, and the program can carry on.
 //
