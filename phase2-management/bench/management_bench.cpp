@@ -63,6 +63,7 @@
 #include <gt/thread.hpp>
 
 #include "bench_report.hpp"
+#include "peers.hpp"
 
 #if defined(GT_HAVE_BOOST_FIBER) && GT_HAVE_BOOST_FIBER
 #include <boost/fiber/all.hpp>
@@ -279,52 +280,20 @@ BENCHMARK(BM_boost_fiber_guarded_memory_blocked)->Iterations(1)->UseRealTime()->
 
 // ---- (a) thread creation ------------------------------------------------------
 
-// Create, run and join an empty gt::thread with the default attributes
-// (256 KiB stack with a guard page): in the steady state the stack comes
-// back from the pool, so this is a pool lookup, two small allocations, a
-// first frame and two switches, with no system call.
-void BM_gt_thread_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        gt::thread t([] {});
-        t.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
+// Thread creation (peers.hpp): ours in the steady state takes its stack from
+// the pool, so it is a pool lookup, two small allocations, a first frame and
+// two switches, with no system call; std::thread's is clone(2), a
+// kernel-scheduled start and a futex join (glibc caches thread stacks too);
+// Boost.Fiber's default stack is malloc'd, with no guard page, and its
+// protected_fixedsize_stack maps and unmaps one per fiber, with no pool.
 BENCHMARK(BM_gt_thread_create_join)->UseRealTime();
 
-// The same with std::thread: clone(2), a kernel-scheduled start, a futex
-// join; glibc caches thread stacks too, so this is the kernel's share.
-void BM_std_thread_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        std::thread t([] {});
-        t.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
 BENCHMARK(BM_std_thread_create_join)->UseRealTime();
 
 #if defined(GT_HAVE_BOOST_FIBER) && GT_HAVE_BOOST_FIBER
 
-// Create and join an empty boost::fibers::fiber on its default stack
-// (malloc, no guard page): the figure our guarded, pooled threads must match.
-void BM_boost_fiber_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        boost::fibers::fiber f([] {});
-        f.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
 BENCHMARK(BM_boost_fiber_create_join)->UseRealTime();
 
-// The same on protected_fixedsize_stack (mmap + mprotect + munmap per fiber,
-// no pool): what a guard page costs without a stack pool.
-void BM_boost_fiber_guarded_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        boost::fibers::fiber f(std::allocator_arg, boost::fibers::protected_fixedsize_stack(), [] {});
-        f.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
 BENCHMARK(BM_boost_fiber_guarded_create_join)->UseRealTime();
 
 #endif
@@ -354,22 +323,10 @@ std::set<int> ready_levels() {
     return levels;
 }
 
-// gt::this_thread::yield between the adopted main thread and one gt::thread,
-// nothing else alive: phase 1's benchmark (switch_bench's
-// BM_gt_yield_pingpong) on phase 2's runtime, here as the baseline of the
-// next one, measured in the same run. (Phase 2's yield itself does more
-// than phase 1's: the critical section, the timer check, the levels;
-// `make bench-phase1` gives phase 1's figure to hold it against.)
-void BM_gt_yield_pingpong(benchmark::State& state) {
-    bool stop = false;
-    gt::thread partner([&stop] {
-        while (!stop) gt::this_thread::yield();
-    });
-    for (auto _ : state) gt::this_thread::yield();
-    stop = true;
-    partner.join();
-    state.counters["ns_per_switch"] = bench::ns_per_op(2);
-}
+// The plain yield ping-pong (peers.hpp), nothing else alive: the baseline of
+// the next two, measured in the same run. (Phase 2's yield does more than
+// phase 1's: the critical section, the timer check, the levels; `make
+// bench-phase1` gives phase 1's figure to hold it against.)
 BENCHMARK(BM_gt_yield_pingpong)->UseRealTime();
 
 // The same ping-pong with three priority levels populated: does a yield cost

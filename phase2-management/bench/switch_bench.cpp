@@ -47,6 +47,7 @@
 
 #include "bench_report.hpp"
 #include "context.hpp"
+#include "peers.hpp"
 
 #if defined(GT_HAVE_BOOST_FIBER) && GT_HAVE_BOOST_FIBER
 #include <boost/context/fiber.hpp>
@@ -59,21 +60,7 @@ constexpr std::size_t partner_stack_size = 64 * 1024;
 
 // ---- our runtime ----------------------------------------------------------
 
-// gt::this_thread::yield between the adopted main thread and one gt::thread:
-// the cost every cooperative program pays at each turn (run queue + switch).
-void BM_gt_yield_pingpong(benchmark::State& state) {
-    bool stop = false;
-    gt::thread partner([&stop] {
-        while (!stop) gt::this_thread::yield();
-    });
-    // Each iteration: main -> partner, partner -> main. Both are READY in
-    // turn, so every yield switches.
-    for (auto _ : state) gt::this_thread::yield();
-    stop = true;
-    partner.join();
-    state.counters["ns_per_switch"] = bench::ns_per_op(2);
-}
-BENCHMARK(BM_gt_yield_pingpong)->UseRealTime();
+BENCHMARK(BM_gt_yield_pingpong)->UseRealTime();  // peers.hpp
 
 // The saved stack pointers of BM_raw_switch_pingpong's two contexts; the
 // partner's entry function gets a pointer to them as its argument.
@@ -170,26 +157,8 @@ BENCHMARK(BM_os_thread_handoff_pingpong)->UseRealTime();
 
 // ---- thread creation ------------------------------------------------------
 
-// Create, run and join a gt::thread with an empty function: the fixed cost
-// of a green thread (control block, guarded stack mapping, two switches).
-void BM_gt_thread_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        gt::thread t([] {});
-        t.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
-BENCHMARK(BM_gt_thread_create_join)->UseRealTime();
-
-// The same with std::thread: clone(2), a kernel-scheduled start, a futex join.
-void BM_std_thread_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        std::thread t([] {});
-        t.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
-BENCHMARK(BM_std_thread_create_join)->UseRealTime();
+BENCHMARK(BM_gt_thread_create_join)->UseRealTime();   // peers.hpp
+BENCHMARK(BM_std_thread_create_join)->UseRealTime();  // peers.hpp
 
 // ---- Boost.Context and Boost.Fiber ----------------------------------------
 
@@ -225,27 +194,8 @@ void BM_boost_fiber_yield_pingpong(benchmark::State& state) {
 }
 BENCHMARK(BM_boost_fiber_yield_pingpong)->UseRealTime();
 
-// Create and join an empty boost::fibers::fiber on its default stack (malloc,
-// no guard page): the peer of BM_gt_thread_create_join.
-void BM_boost_fiber_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        boost::fibers::fiber f([] {});
-        f.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
-BENCHMARK(BM_boost_fiber_create_join)->UseRealTime();
-
-// The same on protected_fixedsize_stack (mmap + guard page, as our stacks):
-// separates the cost of guarded stacks from the cost of the runtime.
-void BM_boost_fiber_guarded_create_join(benchmark::State& state) {
-    for (auto _ : state) {
-        boost::fibers::fiber f(std::allocator_arg, boost::fibers::protected_fixedsize_stack(), [] {});
-        f.join();
-    }
-    state.counters["ns_per_thread"] = bench::ns_per_op(1);
-}
-BENCHMARK(BM_boost_fiber_guarded_create_join)->UseRealTime();
+BENCHMARK(BM_boost_fiber_create_join)->UseRealTime();          // peers.hpp
+BENCHMARK(BM_boost_fiber_guarded_create_join)->UseRealTime();  // peers.hpp
 
 constexpr const char* boost_missing = nullptr;
 #else
