@@ -2,6 +2,7 @@
 #
 #   make demo            the guided tour: every phase's demo, in order
 #   make test            every phase's tests + the cross-phase checks; ends with "N passed, N failed"
+#                        (when something failed, make adds its own error line after it)
 #   make test-phaseN     one phase's tests (e.g. make test-phase1)
 #   make demo-phaseN     one phase's demo
 #   make bench           every phase's benchmarks    (bench-phaseN: one phase)

@@ -20,8 +20,27 @@ import sys
 import time
 
 
+def list_tests(path):
+    """The binary's test names (Suite.Test), from --gtest_list_tests."""
+    try:
+        out = subprocess.run([path, "--gtest_list_tests"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=60, check=False).stdout.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        return []
+    names, suite = [], None
+    for line in out.splitlines():
+        if not line.strip() or line.startswith("Running main()"):
+            continue
+        if not line.startswith(" "):
+            suite = line.split("#")[0].strip()
+        elif suite:
+            names.append(suite + line.split("#")[0].strip())
+    return names
+
+
 def run_binary(path, timeout):
     """Returns ([(name, passed)], log_text)."""
+    expected = list_tests(path)
     report = path + ".json"
     if os.path.exists(report):
         os.remove(report)
@@ -35,12 +54,17 @@ def run_binary(path, timeout):
     except subprocess.TimeoutExpired as e:
         log = (e.stdout or b"").decode(errors="replace")
         log += f"\n*** {path}: killed after the {timeout} s timeout (a hang is a failure)\n"
-        return [(os.path.basename(path) + " (timed out)", False)], log, time.monotonic() - start
+        code = None
     elapsed = time.monotonic() - start
     results = []
-    if os.path.exists(report) and os.path.getsize(report) > 0:
-        with open(report) as f:
-            data = json.load(f)
+    data = None
+    if code is not None and os.path.exists(report) and os.path.getsize(report) > 0:
+        try:
+            with open(report) as f:
+                data = json.load(f)
+        except ValueError:
+            data = None  # cut off mid-write: fall back to the log
+    if data is not None:
         for suite in data.get("testsuites", []):
             for case in suite.get("testsuite", []):
                 if case.get("status") == "NOTRUN" or case.get("result") == "SKIPPED":
@@ -60,8 +84,17 @@ def run_binary(path, timeout):
                     results.append((name, line.startswith("[       OK ]")))
                     running = None
         if running:
-            results.append((running + " (crashed)", False))
-    if code != 0 and all(ok for _, ok in results):
+            why = "timed out" if code is None else "crashed"
+            results.append((running + f" ({why})", False))
+        # Tests the binary never reached count as failed, not as absent.
+        seen = {name.split(" (")[0] for name, _ in results}
+        skipped = {l[13:].split(" (")[0].strip() for l in log.splitlines() if l.startswith("[  SKIPPED ] ")}
+        for name in expected:
+            if name not in seen and name not in skipped:
+                results.append((name + " (not run: the binary died first)", False))
+    if code is None:
+        results.append((os.path.basename(path) + " (timed out)", False))
+    elif code != 0 and all(ok for _, ok in results):
         # Died after (or before) its report was written: still a failure.
         results.append((os.path.basename(path) + f" (exit status {code})", False))
     # A sanitizer warning is a problem the run did not stop for (e.g. ASan

@@ -77,12 +77,24 @@ struct scheduler_owner {
 };
 
 thread_local scheduler_owner owner;
+thread_local bool constructing = false;
 
 }  // namespace
 
 scheduler& scheduler::current() noexcept {
     if (scheduler* s = this_os_threads_scheduler) return *s;
+    if (constructing) {
+        // Only a signal handler can get here: it interrupted the first gt
+        // call on this OS thread, and building a second scheduler (which
+        // allocates) from a handler would corrupt the heap.
+        std::fputs("gt: called from a signal handler while gt was starting on this OS thread; "
+                   "gt functions are not async-signal-safe\n",
+                   stderr);
+        std::abort();
+    }
+    constructing = true;
     owner.owned = new scheduler;  // its constructor sets this_os_threads_scheduler
+    constructing = false;
     return *owner.owned;
 }
 

@@ -106,12 +106,24 @@ struct scheduler_owner {
 };
 
 thread_local scheduler_owner owner;
+thread_local bool constructing = false;
 
 }  // namespace
 
 scheduler& scheduler::current() noexcept {
     if (scheduler* s = this_os_threads_scheduler) return *s;
+    if (constructing) {
+        // Only a signal handler can get here: it interrupted the first gt
+        // call on this OS thread, and building a second scheduler (which
+        // allocates) from a handler would corrupt the heap.
+        std::fputs("gt: called from a signal handler while gt was starting on this OS thread; "
+                   "gt functions are not async-signal-safe\n",
+                   stderr);
+        std::abort();
+    }
+    constructing = true;
     owner.owned = new scheduler;  // its constructor sets this_os_threads_scheduler
+    constructing = false;
     return *owner.owned;
 }
 
@@ -173,6 +185,7 @@ std::string scheduler::name_of(const control_block& t) {
 }
 
 void scheduler::make_ready(control_block* t) noexcept {
+    check_not_reentered();
     critical_section cs(*this);
     GT_INVARIANT(t->state == thread_state::ready, "a thread made READY is in state READY");
     GT_INVARIANT(t->list == on_list::none, "a new thread is on no list");
@@ -197,6 +210,18 @@ control_block* scheduler::pick_next() noexcept {
     return t;
 }
 
+void scheduler::check_not_reentered() const noexcept {
+    // Kept in release builds: one compare. The scheduler's own code never
+    // calls these entry points from inside a critical section, so only a
+    // signal handler that interrupted the scheduler can.
+    if (critical_depth_ != 0) {
+        std::fputs("gt: the scheduler was re-entered while it was changing its own data "
+                   "(a signal handler called into gt?); gt functions are not async-signal-safe\n",
+                   stderr);
+        std::abort();
+    }
+}
+
 void scheduler::ready(control_block* t) noexcept {
     GT_INVARIANT(critical_depth_ > 0, "scheduler data changes only inside a critical section");
     GT_INVARIANT(t->state == thread_state::blocked, "only a BLOCKED thread is woken");
@@ -209,6 +234,7 @@ void scheduler::ready(control_block* t) noexcept {
 }
 
 void scheduler::yield() noexcept {
+    check_not_reentered();
     critical_section cs(*this);
     if (timers_ != nullptr) wake_expired_timers(monotonic_now_ns());
     if (run_queues_.empty() || run_queues_.highest() < running_->priority) return;  // nobody else may run
@@ -230,6 +256,7 @@ void scheduler::preempt_for_higher() noexcept {
 }
 
 void scheduler::join_wait(control_block* target) noexcept {
+    check_not_reentered();
     critical_section cs(*this);
     GT_INVARIANT(target->state != thread_state::finished, "join_wait waits only for unfinished threads");
     GT_INVARIANT(target->joiner == nullptr, "a thread has at most one joiner");
@@ -243,6 +270,7 @@ void scheduler::join_wait(control_block* target) noexcept {
 }
 
 void scheduler::sleep_until(std::int64_t deadline_ns) noexcept {
+    check_not_reentered();
     critical_section cs(*this);
     if (deadline_ns <= monotonic_now_ns()) return;
     control_block* self = running_;
@@ -270,6 +298,7 @@ void scheduler::wake_expired_timers(std::int64_t now) noexcept {
 }
 
 void scheduler::set_priority(control_block* t, int priority) noexcept {
+    check_not_reentered();
     critical_section cs(*this);
     const int old = t->priority;
     if (old == priority) return;

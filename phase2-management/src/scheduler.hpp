@@ -140,6 +140,10 @@ private:
     /// BLOCKED -> READY at the back of its run queue.
     void ready(control_block* t) noexcept;
 
+    /// Aborts with a message if called inside a critical section: entry
+    /// points from user code check it first.
+    void check_not_reentered() const noexcept;
+
     /// Frees the detached thread that finished just before this switch.
     void reap_zombie() noexcept;
 

@@ -1,5 +1,6 @@
 #include "trace.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,7 @@ namespace {
 struct writer {
     std::mutex lock;
     std::FILE* file = nullptr;
+    std::string pattern;  // GT_TRACE as given, for a forked child's own file
     std::int64_t origin_ns = 0;  // timestamps are relative to the first event
     int pid = 0;
     bool first = true;
@@ -62,6 +64,26 @@ writer& the_writer() {
     return *w;
 }
 
+// GT_TRACE's value with each "%p" replaced by the process id.
+std::string expand(const std::string& pattern) {
+    std::string path = pattern;
+    for (std::size_t at; (at = path.find("%p")) != std::string::npos;) path.replace(at, 2, std::to_string(::getpid()));
+    return path;
+}
+
+// In a forked child (pthread_atfork): drop the parent's file without writing
+// to it; trace into a file of its own if GT_TRACE has %p, else stop tracing.
+void restart_in_child() {
+    writer& w = the_writer();
+    w.lock.unlock();
+    if (w.file != nullptr) std::fclose(w.file);  // its buffer was flushed before the fork: nothing is written
+    w.file = nullptr;
+    w.first = true;
+    w.pid = static_cast<int>(::getpid());
+    if (w.pattern.find("%p") != std::string::npos) w.file = std::fopen(expand(w.pattern).c_str(), "w");
+    enabled = w.file != nullptr;
+}
+
 // Trace timestamps are microseconds (fractions allowed).
 double micros(std::int64_t ns) { return static_cast<double>(ns - the_writer().origin_ns) / 1000.0; }
 
@@ -80,11 +102,9 @@ void start_if_requested() noexcept {
         if (value == nullptr || *value == '\0') return;
         // "%p" in the name becomes the process id, so that programs that
         // start other traced programs do not all write to one file.
-        std::string path = value;
-        for (std::size_t at; (at = path.find("%p")) != std::string::npos;) {
-            path.replace(at, 2, std::to_string(::getpid()));
-        }
+        std::string path = expand(value);
         writer& w = the_writer();
+        w.pattern = value;
         w.file = std::fopen(path.c_str(), "w");
         if (w.file == nullptr) {
             std::fprintf(stderr, "gt: GT_TRACE=%s: cannot open %s for writing (%s); tracing is off\n", value,
@@ -94,6 +114,11 @@ void start_if_requested() noexcept {
         w.origin_ns = monotonic_now_ns();
         w.pid = static_cast<int>(::getpid());
         std::atexit([] { the_writer().close(); });
+        // fork(): no other OS thread may hold the lock across it, nothing
+        // buffered may be written twice, and the child must not append to
+        // the parent's file (it gets its own when the name has %p).
+        ::pthread_atfork([] { the_writer().lock.lock(); if (the_writer().file) std::fflush(the_writer().file); },
+                         [] { the_writer().lock.unlock(); }, [] { restart_in_child(); });
         enabled = true;
         w.write({{"name", "thread_name"}, {"ph", "M"}, {"tid", 0}, {"args", {{"name", "idle (no thread READY)"}}}});
     });

@@ -3,6 +3,7 @@
 #include <gt/debug.hpp>
 #include <gt/thread.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -85,6 +86,17 @@ TEST(TraceChild, Scenario) {
     gt::thread odd({.name = "not UTF-8: \xff\xfe"}, [] {});  // must not spoil the JSON
     worker.join();
     odd.join();
+    // A fork: the child must neither deadlock on the trace nor write into
+    // (or duplicate buffered events of) the parent's file.
+    const pid_t child = ::fork();
+    if (child == 0) {
+        gt::thread t([] { gt::this_thread::yield(); });
+        t.join();
+        std::_Exit(0);
+    }
+    int status = -1;
+    ::waitpid(child, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 nlohmann::json run_traced_child() {

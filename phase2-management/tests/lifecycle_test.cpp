@@ -310,6 +310,17 @@ TEST(LifecycleDeathTest, OsThreadExitingWithLiveGreenThreadsSaysSo) {
                 "gt: an OS thread is exiting with 1 green threads still alive; they will never run again");
 }
 
+void yield_inside_a_critical_section() {
+    gt::detail::scheduler::critical_section cs(sched());  // as a signal handler interrupting the scheduler would be
+    gt::this_thread::yield();
+}
+
+// Why: a signal handler that calls into gt while the scheduler is halfway
+// through changing its data would corrupt it; the entry points check.
+TEST(LifecycleDeathTest, ReenteringTheSchedulerIsReportedNotCorrupting) {
+    EXPECT_DEATH(yield_inside_a_critical_section(), "gt: the scheduler was re-entered");
+}
+
 TEST(LifecycleMisuse, CleanupPopWithoutAHandlerThrowsLogicError) {
     gt::thread t([] {
         try {
