@@ -19,6 +19,14 @@
 # Knobs: BUILD (output folder), SANITIZE=1, OPT (optimisation flags),
 # TEST_TIMEOUT (seconds per test binary), RESULTS (file to append PASS/FAIL
 # lines to, for the top-level summary), BENCH_ARGS (extra benchmark flags).
+#
+# A phase's Makefile may set, before the include line:
+#   TEST_ENV            environment of its own test binaries (VAR=value ...)
+#   INHERITED_TEST_ENV  environment of the earlier phase's tests in test-inherited
+# and a phase may list, in tests/superseded.txt, tests of the earlier phase
+# whose behaviour it deliberately changes (one Suite.Test per line, with a
+# "#" comment saying what changed): test-inherited leaves those out, and the
+# phase's own copy of each asserts the new behaviour.
 
 COMMON       := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PHASE        := $(notdir $(CURDIR))
@@ -151,7 +159,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.cpp.o $(LIB_REL)
 	$(CXX) $(LDFLAGS) $^ $(BENCH_LIBS) $(LDLIBS) -o $@
 
 test: $(TESTS)
-	@$(ASAN_ENV) $(PYTHON) $(COMMON)/run_tests.py --label $(PHASE) --timeout $(TEST_TIMEOUT) \
+	@$(ASAN_ENV) $(TEST_ENV) $(PYTHON) $(COMMON)/run_tests.py --label $(PHASE) --timeout $(TEST_TIMEOUT) \
 	  $(if $(RESULTS),--results $(RESULTS)) $(TESTS)
 
 # The tests of an earlier phase, compiled against this phase's headers and
@@ -180,8 +188,9 @@ $(INHERITED_DIR)/%: $(INHERITED_DIR)/obj/%.cpp.o $(INHERITED_HELPER_OBJS) $(LIB)
 
 test-inherited: $(INHERITED_TESTS)
 	@test -d $(FROM)/tests || { echo "test-inherited: $(FROM)/tests does not exist (FROM=$(FROM))" >&2; exit 2; }
-	@$(ASAN_ENV) $(PYTHON) $(COMMON)/run_tests.py --label "$(PHASE) running $(notdir $(FROM))'s tests" \
-	  --timeout $(TEST_TIMEOUT) $(if $(RESULTS),--results $(RESULTS)) $(INHERITED_TESTS)
+	@$(ASAN_ENV) $(INHERITED_TEST_ENV) $(PYTHON) $(COMMON)/run_tests.py --label "$(PHASE) running $(notdir $(FROM))'s tests" \
+	  --timeout $(TEST_TIMEOUT) $(if $(RESULTS),--results $(RESULTS)) \
+	  $(if $(wildcard tests/superseded.txt),--exclude tests/superseded.txt) $(INHERITED_TESTS)
 else
 test-inherited:
 	@echo "test-inherited: say which phase's tests to run, e.g. FROM=../phase1-basic" >&2; exit 2

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Runs GoogleTest binaries under a hard timeout and counts their test cases.
 
-    run_tests.py [--label L] [--timeout S] [--results FILE] BINARY...
+    run_tests.py [--label L] [--timeout S] [--results FILE] [--exclude FILE] BINARY...
     run_tests.py --check NAME [--results FILE] -- COMMAND...
     run_tests.py --summarize FILE
 
 Each binary runs with --gtest_output=json, so the count is per test case.
 A binary that crashes, hangs past the timeout (a scheduler bug usually
 hangs) or writes no report counts as one failed test named after it.
+With --exclude, the tests FILE names (one Suite.Test per line; "#" starts
+a comment) are left out of every binary's run (--gtest_filter).
 With --results, one line per test ("PASS name" / "FAIL name") is appended
 to FILE; --summarize reads such a file and prints "N passed, N failed" as
 its last line, exiting non-zero if anything failed.
@@ -15,15 +17,28 @@ its last line, exiting non-zero if anything failed.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
 
-def list_tests(path):
+def read_exclusions(path):
+    """The Suite.Test names listed in an --exclude file."""
+    if not path:
+        return []
+    with open(path) as f:
+        return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+
+
+def gtest_filter(excluded):
+    return ["--gtest_filter=-" + ":".join(excluded)] if excluded else []
+
+
+def list_tests(path, excluded=()):
     """The binary's test names (Suite.Test), from --gtest_list_tests."""
     try:
-        out = subprocess.run([path, "--gtest_list_tests"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        out = subprocess.run([path, "--gtest_list_tests"] + gtest_filter(excluded), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                              timeout=60, check=False).stdout.decode(errors="replace")
     except subprocess.TimeoutExpired:
         return []
@@ -38,21 +53,28 @@ def list_tests(path):
     return names
 
 
-def run_binary(path, timeout):
+def run_binary(path, timeout, excluded=()):
     """Returns ([(name, passed)], log_text)."""
-    expected = list_tests(path)
+    expected = list_tests(path, excluded)
     report = path + ".json"
     if os.path.exists(report):
         os.remove(report)
     start = time.monotonic()
+    # In a session of its own, so that a timeout kills what the binary
+    # started too (a test that runs gdb or a child process), not just it.
+    proc = subprocess.Popen([path, "--gtest_output=json:" + report] + gtest_filter(excluded),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        proc = subprocess.run([path, "--gtest_output=json:" + report],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, check=False)
-        log = proc.stdout.decode(errors="replace")
+        out, _ = proc.communicate(timeout=timeout)
+        log = out.decode(errors="replace")
         code = proc.returncode
-    except subprocess.TimeoutExpired as e:
-        log = (e.stdout or b"").decode(errors="replace")
+    except KeyboardInterrupt:  # Ctrl-C reaches only us now: take the test down too
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        log = (out or b"").decode(errors="replace")
         log += f"\n*** {path}: killed after the {timeout} s timeout (a hang is a failure)\n"
         code = None
     elapsed = time.monotonic() - start
@@ -139,6 +161,7 @@ def main():
     ap.add_argument("--results")
     ap.add_argument("--check")
     ap.add_argument("--summarize")
+    ap.add_argument("--exclude")
     ap.add_argument("rest", nargs="*")
     args = ap.parse_args()
 
@@ -157,8 +180,9 @@ def main():
         return 0 if ok else 1
 
     total_pass = total_fail = 0
+    excluded = read_exclusions(args.exclude)
     for binary in args.rest:
-        results, log, elapsed = run_binary(binary, args.timeout)
+        results, log, elapsed = run_binary(binary, args.timeout, excluded)
         npass = sum(1 for _, ok in results if ok)
         nfail = len(results) - npass
         total_pass += npass

@@ -5,8 +5,10 @@
 
 One row per green thread (and one for the OS thread's idle time); a bar
 for every stretch a thread held the CPU ("run" events), coloured by the
-thread's priority; markers for create, block, wake, priority change and
-finish. Uses matplotlib (Debian: python3-matplotlib), so run it with the
+thread's priority, with a tick at its end coloured by how it ended (time
+slice used, yield, preempted by a higher priority, blocked); markers for
+create, block, wake, priority change and finish. Below, the same stretches
+in order (the first 60), labelled. Uses matplotlib (Debian: python3-matplotlib), so run it with the
 system Python, /usr/bin/python3.
 """
 import argparse
@@ -25,6 +27,14 @@ MARKERS = {  # instant event -> (marker, colour, label)
     "priority": ("D", "#CC79A7", "priority change"),
     "finish": ("x", "#000000", "finish"),
 }
+
+ENDINGS = {  # "ended by" of a run -> (colour, label); others: blocked
+    "time slice": ("#0072B2", "ended: time slice used (timer)"),
+    "yield": ("#009E73", "ended: yield"),
+    "preempted": ("#CC79A7", "ended: higher priority READY"),
+}
+BLOCKED = ("#D55E00", "ended: blocked / finished")
+SHOWN_IN_ORDER = 60
 
 
 def load(path):
@@ -71,6 +81,14 @@ def main():
         ax.broken_barh([(start, dur)], (row[e["tid"]] - 0.35, 0.7), facecolors=colour, edgecolors="black",
                        linewidth=0.3)
     seen = set()
+    for e in runs:
+        ended = e.get("args", {}).get("ended by")
+        if e["tid"] == 0 or not ended:
+            continue
+        colour, label = ENDINGS.get(ended, BLOCKED)
+        ax.plot([(e["ts"] + e["dur"]) / 1000.0] * 2, [row[e["tid"]] - 0.42, row[e["tid"]] + 0.42], color=colour,
+                linewidth=1.6, label=label if label not in seen else None)
+        seen.add(label)
     for e in events:
         if e.get("ph") != "i" or e["name"] not in MARKERS:
             continue
@@ -82,22 +100,24 @@ def main():
     ax.set_xlim(0, end * 1.02 if end else 1)
     ax.set_title(args.title + "\nreal time: bars are stretches on the CPU, coloured by priority (0-31); grey: OS thread idle",
                  fontsize=10)
-    ax.legend(loc="upper right", fontsize=7, ncol=len(seen) or 1, framealpha=0.9)
+    ax.legend(loc="upper right", fontsize=7, ncol=min(len(seen), 5) or 1, framealpha=0.9)
 
     # Bottom: the same stretches in order, one slot each, so that stretches
     # of microseconds are as visible as ones of milliseconds.
-    for i, e in enumerate(runs):
+    shown = runs[:SHOWN_IN_ORDER]
+    for i, e in enumerate(shown):
         colour = "#BBBBBB" if e["tid"] == 0 else cmap(e["args"]["priority"] / 31.0)
         order.broken_barh([(i, 0.9)], (row[e["tid"]] - 0.35, 0.7), facecolors=colour, edgecolors="black",
                           linewidth=0.3)
         ended = e.get("args", {}).get("ended by")
         if ended:
             order.text(i + 0.45, row[e["tid"]], ended, ha="center", va="center", fontsize=6, rotation=90
-                       if len(ended) > 10 else 0, color="white" if e["args"]["priority"] < 20 else "black")
-    order.set_xlabel("stretches on the CPU, in the order they happened (label: how each ended)")
-    order.set_xlim(-0.2, max(len(runs), 1))
-    order.set_xticks(range(len(runs)))
-    order.set_xticklabels([str(i + 1) for i in range(len(runs))], fontsize=7)
+                       if len(ended) > 5 else 0, color="white" if e["args"]["priority"] < 20 else "black")
+    first = "" if len(shown) == len(runs) else f"the first {len(shown)} of {len(runs)} "
+    order.set_xlabel(f"{first}stretches on the CPU, in the order they happened (label: how each ended)")
+    order.set_xlim(-0.2, max(len(shown), 1))
+    order.set_xticks(range(len(shown)))
+    order.set_xticklabels([str(i + 1) for i in range(len(shown))], fontsize=7)
 
     for a in (ax, order):
         a.set_yticks(range(len(tids)))

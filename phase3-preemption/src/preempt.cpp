@@ -1,0 +1,208 @@
+#include "preempt.hpp"
+
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <system_error>
+
+#include "gt/preemption.hpp"
+#include "scheduler.hpp"
+
+namespace gt::detail::preempt {
+namespace {
+
+// Where a tick may switch threads: the main program's machine code (its
+// executable PT_LOAD segment) and the vDSO's (clock_gettime and friends,
+// which the kernel maps into every process; they take no locks). Found
+// once with dl_iterate_phdr(3), which reports the program first.
+struct text_range {
+    std::uintptr_t begin = 0, end = 0;
+    bool contains(std::uintptr_t pc) const noexcept { return pc >= begin && pc < end; }
+};
+text_range program_text, vdso_text;
+
+int find_safe_text(dl_phdr_info* info, std::size_t, void* seen) {
+    const bool is_program = (*static_cast<int*>(seen))++ == 0;
+    const auto vdso = static_cast<std::uintptr_t>(::getauxval(AT_SYSINFO_EHDR));
+    text_range* range = is_program ? &program_text : info->dlpi_addr == vdso && vdso != 0 ? &vdso_text : nullptr;
+    for (int i = 0; range != nullptr && i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+        if (segment.p_type == PT_LOAD && (segment.p_flags & PF_X) != 0) {
+            range->begin = info->dlpi_addr + segment.p_vaddr;
+            range->end = range->begin + segment.p_memsz;
+        }
+    }
+    return 0;
+}
+
+// On the interrupted thread's own stack (no SA_ONSTACK), with SIGALRM
+// blocked (no SA_NODEFER), so it never runs inside itself.
+void on_sigalrm(int, siginfo_t*, void* ucontext) {
+    const int saved_errno = errno;  // errno belongs to the interrupted thread
+    if (scheduler* s = scheduler::current_if_any()) s->on_tick(ucontext);
+    errno = saved_errno;
+}
+
+// Signals 1-64 of a sigset_t: glibc's sigset_t is 1024 bits, the kernel's 64.
+unsigned long low_word(const sigset_t& set) noexcept {
+    unsigned long word;
+    std::memcpy(&word, &set, sizeof word);
+    return word;
+}
+
+// POSIX timers are per process and not inherited by fork(2)'s child: the
+// child's OS thread (the one that forked) needs its timer made again.
+void restart_in_child() {
+    if (scheduler* s = scheduler::current_if_any()) s->restart_timer_after_fork();
+}
+
+void install_handler_once() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        int seen = 0;
+        dl_iterate_phdr(find_safe_text, &seen);
+        struct sigaction action {};
+        action.sa_sigaction = on_sigalrm;
+        // SA_RESTART: read(2), write(2), wait(2)... interrupted by a tick
+        // restart instead of failing with EINTR (signal(7) lists the ones
+        // that never restart; syscalls.cpp covers the common ones).
+        action.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&action.sa_mask);
+        ::sigaction(SIGALRM, &action, nullptr);
+        ::pthread_atfork(nullptr, nullptr, restart_in_child);
+    });
+}
+
+thread_local bool ticking = false;  // the calling OS thread's ticker is ticking
+
+// A whole number >= 0 from the environment, or `fallback` (reported) when
+// the variable is set to anything else.
+std::int64_t from_environment(const char* name, std::int64_t fallback, std::int64_t minimum, const char* unit) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') return fallback;
+    char* end = nullptr;
+    errno = 0;
+    const long long value = std::strtoll(text, &end, 10);
+    if (errno == 0 && *end == '\0' && (value == 0 || (value >= minimum && value <= INT64_MAX / 1'000'000))) {
+        return value;
+    }
+    std::fprintf(stderr, "gt: %s=%s is not 0 or a whole number of %s of at least %" PRId64 "; using %" PRId64 "\n",
+                 name, text, unit, minimum, fallback);
+    return fallback;
+}
+
+}  // namespace
+
+ticker::ticker() noexcept : tid_(static_cast<int>(::syscall(SYS_gettid))) {
+    sigset_t mask;
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    normal_mask_ = low_word(mask);
+}
+
+ticker::~ticker() { stop(); }
+
+void ticker::stop() noexcept {
+    if (created_) ::timer_delete(timer_);
+    created_ = false;
+    period_ns_ = 0;
+    ticking = false;
+}
+
+void ticker::set_period(std::int64_t ns) {
+    if (ns != 0 && !created_) {
+        install_handler_once();
+        sigevent event{};
+        event.sigev_notify = SIGEV_THREAD_ID;
+        event.sigev_signo = SIGALRM;
+        event._sigev_un._tid = tid_;  // sigev_notify_thread_id; glibc 2.36 has no macro for it
+        if (::timer_create(CLOCK_MONOTONIC, &event, &timer_) != 0) {
+            throw std::system_error(errno, std::generic_category(), "gt: timer_create for preemption");
+        }
+        created_ = true;
+    }
+    if (!created_) return;  // 0 and no timer: nothing ticks already
+    itimerspec period{};
+    period.it_interval.tv_sec = ns / 1'000'000'000;
+    period.it_interval.tv_nsec = ns % 1'000'000'000;
+    period.it_value = period.it_interval;  // all zero: disarmed
+    if (::timer_settime(timer_, 0, &period, nullptr) != 0) {
+        throw std::system_error(errno, std::generic_category(), "gt: timer_settime for preemption");
+    }
+    period_ns_ = ns;
+    ticking = ns != 0;
+}
+
+void ticker::retry_in(std::int64_t ns) noexcept {
+    itimerspec when{};
+    when.it_value.tv_sec = ns / 1'000'000'000;
+    when.it_value.tv_nsec = ns % 1'000'000'000;
+    when.it_interval.tv_sec = period_ns_ / 1'000'000'000;
+    when.it_interval.tv_nsec = period_ns_ % 1'000'000'000;
+    if (created_ && period_ns_ != 0) ::timer_settime(timer_, 0, &when, nullptr);
+}
+
+void ticker::restart_after_fork() noexcept {
+    const std::int64_t ns = period_ns_;
+    created_ = false;  // the parent's timer id means nothing here
+    period_ns_ = 0;
+    ticking = false;
+    tid_ = static_cast<int>(::syscall(SYS_gettid));
+    try {
+        set_period(ns);
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "%s in a forked child: preemption is off there\n", e.what());
+    }
+}
+
+bool ticker::at_safe_point(const void* ucontext) const noexcept {
+    const auto* uc = static_cast<const ucontext_t*>(ucontext);
+    const auto pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+    return (program_text.contains(pc) || vdso_text.contains(pc)) && low_word(uc->uc_sigmask) == normal_mask_;
+}
+
+void unblock_timer_signal() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+hold_ticks::hold_ticks() noexcept {
+    if (!ticking) return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    sigset_t old;
+    ::pthread_sigmask(SIG_BLOCK, &set, &old);
+    held_ = sigismember(&old, SIGALRM) == 0;
+}
+
+hold_ticks::~hold_ticks() {
+    if (held_) unblock_timer_signal();
+}
+
+void hold_ticks::add_to(sigset_t& mask) const noexcept {
+    if (held_) sigaddset(&mask, SIGALRM);
+}
+
+std::int64_t slice_from_environment() noexcept {
+    return from_environment("GT_TIME_SLICE_US", default_time_slice.count(), min_time_slice.count(), "microseconds") *
+           1000;
+}
+
+std::int64_t stall_threshold_from_environment() noexcept {
+    return from_environment("GT_STALL_REPORT_MS", default_stall_threshold.count(), 1, "milliseconds") * 1'000'000;
+}
+
+}  // namespace gt::detail::preempt

@@ -1,0 +1,649 @@
+// Preemption: properties, not exact interleavings. With a timer, where a
+// thread is switched away from depends on when the ticks land, so these
+// tests assert what must hold whatever the timing: every thread makes
+// progress, totals are conserved, shares are fair, strict priority holds,
+// a deferred tick is honoured, no thread is left with SIGALRM blocked.
+// Each test sets its own time slice (the binary runs with
+// GT_TIME_SLICE_US=100, see the Makefile).
+#include <gt/debug.hpp>
+#include <gt/preemption.hpp>
+#include <gt/thread.hpp>
+#include <gt/thread_specific_ptr.hpp>
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "scheduler.hpp"
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// Sets the calling OS thread's slice for one test, then puts the old back.
+class time_slice_for_test {
+public:
+    explicit time_slice_for_test(std::chrono::microseconds slice) : old_(gt::time_slice()) {
+        gt::set_time_slice(slice);
+    }
+    ~time_slice_for_test() { gt::set_time_slice(old_); }
+    time_slice_for_test(const time_slice_for_test&) = delete;
+    time_slice_for_test& operator=(const time_slice_for_test&) = delete;
+
+private:
+    std::chrono::microseconds old_;
+};
+
+// A loop with no calls and no yields: only the timer can take the CPU from
+// it. `relaxed` loads compile to plain moves.
+void spin_until(const std::atomic<bool>& stop, std::atomic<long>& count) {
+    while (!stop.load(std::memory_order_relaxed))
+        count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void spin_for(std::chrono::nanoseconds duration) {
+    const auto end = steady::now() + duration;
+    while (steady::now() < end) {
+    }
+}
+
+bool sigalrm_blocked() {
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    return sigismember(&mask, SIGALRM) == 1;
+}
+
+gt::detail::scheduler& sched() { return gt::detail::scheduler::current(); }
+
+}  // namespace
+
+// Why: the point of the phase. Cooperatively, this test hangs: `spinner`
+// never yields, and `stopper` (READY behind it) would never run.
+TEST(Preemption, ALoopWithNoCallsAndNoYieldsIsPreempted) {
+    const time_slice_for_test slice(1ms);
+    std::atomic<bool> stop{false};
+    std::atomic<long> spins{0};
+    std::uint64_t preemptions = 0;
+    gt::thread spinner([&] {
+        spin_until(stop, spins);
+        preemptions = gt::debug::this_thread_stats().preemptions;
+    });
+    gt::thread stopper([&] { stop = true; });
+    spinner.join();
+    stopper.join();
+    EXPECT_GT(spins.load(), 0);
+    EXPECT_GE(preemptions, 1u);
+}
+
+// Why: with preemption every thread of the highest level gets the CPU,
+// whatever the others do, and a counter each thread owns adds up exactly.
+TEST(Preemption, EveryThreadMakesProgressAndTotalsAreConserved) {
+    const time_slice_for_test slice(200us);
+    constexpr int n = 5;
+    constexpr long per_thread = 3'000'000;
+    std::array<std::atomic<long>, n> done{};
+    std::vector<gt::thread> threads;
+    for (int i = 0; i < n; ++i) {
+        threads.emplace_back([&, i] {
+            for (long k = 0; k < per_thread; ++k)
+                done[i].store(done[i].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        });
+    }
+    // While they run, main (same priority) keeps getting turns too, and
+    // sees every thread move.
+    std::array<long, n> seen{};
+    for (int round = 0; round < 1000; ++round) {
+        bool all_moved = true;
+        for (int i = 0; i < n; ++i) all_moved = all_moved && done[i].load() > 0;
+        if (all_moved) break;
+        spin_for(1ms);
+    }
+    for (int i = 0; i < n; ++i) seen[i] = done[i].load();
+    for (auto& t : threads) t.join();
+    long total = 0;
+    for (int i = 0; i < n; ++i) {
+        EXPECT_GT(seen[i], 0) << "thread " << i << " never ran while main spun";
+        total += done[i].load();
+    }
+    EXPECT_EQ(total, n * per_thread);
+}
+
+// Why: round robin within a level: N CPU-bound threads get equal shares.
+// Two seconds at the default slice is ~200 slices; the bound is generous
+// (the benchmark reports the precise figure).
+TEST(Fairness, CpuBoundThreadsOfOneLevelGetEqualSharesWithinTenPercent) {
+    const time_slice_for_test slice(gt::default_time_slice);
+    constexpr int n = 3;
+    std::atomic<bool> stop{false};
+    std::array<std::atomic<long>, n> work{};
+    std::array<gt::debug::thread_stats, n> stats{};
+    std::vector<gt::thread> threads;
+    for (int i = 0; i < n; ++i) {
+        threads.emplace_back([&, i] {
+            spin_until(stop, work[i]);
+            stats[i] = gt::debug::this_thread_stats();
+        });
+    }
+    // main steps down so that only the spinners share the level, and a
+    // sleeper of higher priority ends the run after two seconds.
+    gt::thread timer({.priority = gt::highest_priority}, [&] {
+        gt::this_thread::sleep_for(2s);
+        stop = true;
+    });
+    gt::this_thread::set_priority(gt::lowest_priority);
+    timer.join();
+    for (auto& t : threads) t.join();
+    gt::this_thread::set_priority(gt::default_priority);
+    double mean_work = 0, mean_cpu = 0;
+    for (int i = 0; i < n; ++i) {
+        mean_work += static_cast<double>(work[i].load()) / n;
+        mean_cpu += static_cast<double>(stats[i].cpu_time.count()) / n;
+    }
+    for (int i = 0; i < n; ++i) {
+        EXPECT_NEAR(static_cast<double>(work[i].load()), mean_work, 0.10 * mean_work) << "thread " << i;
+        EXPECT_NEAR(static_cast<double>(stats[i].cpu_time.count()), mean_cpu, 0.10 * mean_cpu)
+            << "thread " << i;
+        EXPECT_GE(stats[i].preemptions, 30u) << "thread " << i;
+    }
+    // The sampled CPU times add up to the two seconds the spinners had.
+    EXPECT_NEAR(mean_cpu * n / 1e9, 2.0, 0.3);
+}
+
+// Why: preemption rotates slices within the highest non-empty level only;
+// strict priority from phase 2 holds. A spinning high thread keeps a low one
+// from running at all.
+TEST(Preemption, StrictPriorityHoldsAThreadOfLowerPriorityGetsNoSlice) {
+    const time_slice_for_test slice(200us);
+    std::atomic<bool> stop{false};
+    std::atomic<long> high_spins{0}, low_spins{0};
+    long low_spins_when_high_ended = -1;
+    gt::thread low({.priority = 10}, [&] { spin_until(stop, low_spins); });
+    gt::thread high({.priority = 20}, [&] {
+        spin_for(30ms);  // ~150 slices: plenty of ticks that could have gone to low
+        low_spins_when_high_ended = low_spins.load();
+        stop = true;
+    });
+    high.join();
+    low.join();
+    EXPECT_EQ(low_spins_when_high_ended, 0);
+}
+
+// Why: a thread at a lower level than a spinning one still must not run,
+// but one at the same level as the spinner must: the tick preempts for
+// "same or higher", never for lower.
+TEST(Preemption, ATickPreemptsOnlyForAThreadOfTheSameOrHigherPriority) {
+    const time_slice_for_test slice(200us);
+    std::uint64_t preemptions = 99;
+    gt::thread lower({.priority = 5}, [] {});
+    gt::thread alone({.priority = 25}, [&] {
+        spin_for(20ms);
+        preemptions = gt::debug::this_thread_stats().preemptions;
+    });
+    alone.join();
+    lower.join();
+    EXPECT_EQ(preemptions, 0u);
+}
+
+// Why: the user's guard. Inside it the thread keeps the CPU past many
+// ticks; the tick that came meanwhile is not lost: the guard's end honours
+// it, so the other READY thread runs right then.
+TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) {
+    const time_slice_for_test slice(200us);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    long other_inside = -1, other_right_after = -1;
+    std::uint64_t preemptions_inside = 99, preemptions_after = 0;
+    gt::thread guarded([&] {
+        {
+            const gt::this_thread::disable_preemption no_preemption;
+            other.store(0);
+            spin_for(20ms);  // ~100 ticks
+            other_inside = other.load();
+            preemptions_inside = gt::debug::this_thread_stats().preemptions;
+        }  // the deferred tick is honoured here: the other thread runs a slice
+        other_right_after = other.load();
+        preemptions_after = gt::debug::this_thread_stats().preemptions;
+        stop = true;
+    });
+    gt::thread spinner([&] { spin_until(stop, other); });
+    gt::this_thread::yield();  // both start; guarded runs first and enters its guard
+    guarded.join();
+    spinner.join();
+    EXPECT_EQ(other_inside, 0);
+    EXPECT_EQ(preemptions_inside, 0u);
+    EXPECT_GT(other_right_after, 0);
+    EXPECT_EQ(preemptions_after, 1u);
+}
+
+// Why: guards nest; only the outermost one's end re-enables preemption.
+TEST(DisablePreemption, GuardsNest) {
+    const time_slice_for_test slice(200us);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    long other_between = -1;
+    gt::thread guarded([&] {
+        const gt::this_thread::disable_preemption outer;
+        {
+            const gt::this_thread::disable_preemption inner;
+            spin_for(5ms);
+        }
+        const long before = other.load();
+        spin_for(5ms);  // still inside `outer`
+        other_between = other.load() - before;
+        stop = true;
+    });
+    gt::thread spinner([&] { spin_until(stop, other); });
+    guarded.join();
+    spinner.join();
+    EXPECT_EQ(other_between, 0);
+}
+
+// Why: every change to the scheduler's data happens in its critical
+// section; a tick that lands there is deferred (not lost) and honoured
+// when the section ends.
+TEST(CriticalSection, ATickInsideIsDeferredAndHonouredWhenItEnds) {
+    const time_slice_for_test slice(200us);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    long other_inside = -1, other_right_after = -1;
+    gt::thread spinner([&] { spin_until(stop, other); });
+    gt::thread inside([&] {
+        {
+            gt::detail::scheduler::critical_section cs(sched());
+            other.store(0);
+            spin_for(5ms);
+            other_inside = other.load();
+        }
+        other_right_after = other.load();
+        stop = true;
+    });
+    inside.join();
+    spinner.join();
+    EXPECT_EQ(other_inside, 0);
+    EXPECT_GT(other_right_after, 0);
+}
+
+// Why: the handler switches threads with SIGALRM blocked (the kernel blocks
+// it while its handler runs); if the thread switched to kept that mask,
+// ticks would silently stop. Every thread, however it was resumed, must
+// run with SIGALRM unblocked.
+TEST(SignalMask, NoThreadRunsOrEndsWithSigalrmBlocked) {
+    const time_slice_for_test slice(100us);
+    constexpr int n = 6;
+    std::atomic<int> blocked_seen{0};
+    std::atomic<std::uint64_t> preemptions{0};
+    std::vector<gt::thread> threads;
+    for (int i = 0; i < n; ++i) {
+        threads.emplace_back([&, i] {
+            const auto end = steady::now() + 100ms;
+            while (steady::now() < end) {
+                if (sigalrm_blocked()) ++blocked_seen;
+                if (i % 2 == 0) gt::this_thread::yield();  // mix voluntary switches with preemptions
+            }
+            if (sigalrm_blocked()) ++blocked_seen;
+            preemptions += gt::debug::this_thread_stats().preemptions;
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(blocked_seen.load(), 0);
+    EXPECT_FALSE(sigalrm_blocked());
+    EXPECT_GE(preemptions.load(), 100u);
+}
+
+// Why: a tick that interrupts a handler of the program's own signal must
+// not switch threads there: the other thread would run with that signal
+// blocked, and the handler would be suspended midway. The tick waits.
+TEST(SignalMask, NoSwitchInsideAnotherSignalsHandler) {
+    const time_slice_for_test slice(200us);
+    static std::atomic<long>* other_counter = nullptr;
+    static long other_during_handler = -1;
+    struct sigaction action {
+    }, old{};
+    action.sa_handler = [](int) {
+        const long before = other_counter->load();
+        const auto end = steady::now() + 10ms;  // ~50 ticks
+        while (steady::now() < end) {
+        }
+        other_during_handler = other_counter->load() - before;
+    };
+    sigemptyset(&action.sa_mask);
+    ASSERT_EQ(sigaction(SIGUSR1, &action, &old), 0);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    other_counter = &other;
+    gt::thread spinner([&] { spin_until(stop, other); });
+    gt::thread raiser([&] {
+        while (other.load() == 0) {  // let the spinner start
+        }
+        ::raise(SIGUSR1);
+        stop = true;
+    });
+    raiser.join();
+    spinner.join();
+    sigaction(SIGUSR1, &old, nullptr);
+    EXPECT_EQ(other_during_handler, 0);
+}
+
+// Why: preemption off (a slice of 0) is phase 2's cooperative scheduling:
+// a spinning thread keeps the CPU until it yields.
+TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
+    const time_slice_for_test slice(0us);
+    EXPECT_EQ(gt::time_slice(), 0us);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    long other_while_spinning = -1;
+    std::uint64_t preemptions = 99;
+    gt::thread spinner([&] {
+        spin_for(30ms);
+        other_while_spinning = other.load();
+        preemptions = gt::debug::this_thread_stats().preemptions;
+        stop = true;
+    });
+    gt::thread waiter([&] { spin_until(stop, other); });
+    spinner.join();
+    waiter.join();
+    EXPECT_EQ(other_while_spinning, 0);
+    EXPECT_EQ(preemptions, 0u);
+}
+
+// Why: glibc's malloc and stdio lock; a thread preempted while holding such
+// a lock, followed by a thread that takes it on the same OS thread, would
+// deadlock the process. The safe-point rule (switch only in the program's
+// own code) prevents it. Seconds of allocating and printing at a 100 µs
+// slice, in a child whose stdout goes to /dev/null.
+[[noreturn]] void allocate_and_print_for_two_seconds() {
+    if (std::freopen("/dev/null", "w", stdout) == nullptr) std::_Exit(3);
+    gt::set_time_slice(100us);
+    std::atomic<bool> stop{false};
+    std::array<std::atomic<long>, 4> rounds{};
+    std::array<std::uint64_t, 4> preemptions{};
+    auto body = [&](int i) {
+        std::vector<std::unique_ptr<std::string>> keep;
+        while (!stop.load()) {
+            if (i == 0) keep.push_back(std::make_unique<std::string>(100, 'x'));  // new
+            if (i == 0 && keep.size() > 64) keep.clear();                         // delete
+            if (i == 1) std::free(std::malloc(1 + rounds[i] % 4096));
+            if (i == 2) std::printf("printf %ld\n", rounds[i].load());
+            if (i == 3) std::cout << "cout " << rounds[i].load() << '\n';
+            ++rounds[i];
+        }
+        preemptions[i] = gt::debug::this_thread_stats().preemptions;
+    };
+    std::vector<gt::thread> threads;
+    for (int i = 0; i < 4; ++i) threads.emplace_back(body, i);
+    gt::thread timer({.priority = gt::highest_priority}, [&] {
+        gt::this_thread::sleep_for(2s);
+        stop = true;
+    });
+    gt::this_thread::set_priority(gt::lowest_priority);
+    timer.join();
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < 4; ++i) {
+        if (rounds[i] < 1000 || preemptions[i] < 100) {
+            std::fprintf(stderr, "thread %d: %ld rounds, %llu preemptions\n", i, rounds[i].load(),
+                         static_cast<unsigned long long>(preemptions[i]));
+            std::_Exit(1);
+        }
+    }
+    std::_Exit(0);
+}
+
+TEST(LibraryCode, AllocatingAndPrintingThreadsUnderAShortSliceNeverDeadlock) {
+    EXPECT_EXIT(allocate_and_print_for_two_seconds(), testing::ExitedWithCode(0), "");
+}
+
+// Why: everything phase 2 gave threads — sleeping, join, thread-specific
+// values, cleanup handlers — keeps working when ticks land in the middle
+// of it.
+TEST(PhaseTwoFeatures, SleepJoinTlsAndCleanupWorkUnderPreemption) {
+    const time_slice_for_test slice(100us);
+    std::atomic<bool> stop{false};
+    std::atomic<long> noise{0};
+    gt::thread spinner([&] { spin_until(stop, noise); });  // keeps ticks switching
+    gt::thread_specific_ptr<int> value;
+    std::atomic<int> correct{0}, cleaned{0}, destroyed{0};
+    std::vector<gt::thread> workers;
+    for (int i = 0; i < 8; ++i) {
+        workers.emplace_back([&, i] {
+            gt::this_thread::cleanup_push([&] { ++cleaned; });
+            value.reset(new int(i));
+            const auto start = steady::now();
+            gt::this_thread::sleep_for(std::chrono::milliseconds(2 + i));
+            const bool slept = steady::now() - start >= std::chrono::milliseconds(2 + i);
+            gt::thread child([&, i] { spin_for(1ms + std::chrono::microseconds(100 * i)); });
+            child.join();
+            if (slept && *value == i) ++correct;
+            struct counted {
+                std::atomic<int>& n;
+                ~counted() { ++n; }
+            };
+            gt::thread_specific_ptr<counted> with_destructor;
+            with_destructor.reset(new counted{destroyed});
+            gt::this_thread::exit();  // runs the cleanup handler, then the TLS destructors
+        });
+    }
+    for (auto& t : workers) t.join();
+    stop = true;
+    spinner.join();
+    EXPECT_EQ(correct.load(), 8);
+    EXPECT_EQ(cleaned.load(), 8);
+    EXPECT_EQ(destroyed.load(), 8);
+}
+
+// Why: a thread that keeps the CPU for much longer than its slice while
+// another waits — here inside a disable_preemption region — is reported
+// once, by name and id, and not stopped.
+TEST(StallDetector, AStallIsReportedOnceWithNameIdAndDuration) {
+    const time_slice_for_test slice(1ms);
+    const auto old_threshold = gt::stall_threshold();
+    gt::set_stall_threshold(20ms);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    bool finished = false;
+    testing::internal::CaptureStderr();
+    gt::thread hog({.name = "hog"}, [&] {
+        {
+            const gt::this_thread::disable_preemption no_preemption;
+            spin_for(100ms);
+        }
+        finished = true;
+        stop = true;
+    });
+    gt::thread waiter([&] { spin_until(stop, other); });
+    const std::string hog_id = [&] {
+        std::ostringstream s;
+        s << hog.get_id();
+        return s.str();
+    }();
+    hog.join();
+    waiter.join();
+    const std::string err = testing::internal::GetCapturedStderr();
+    gt::set_stall_threshold(old_threshold);
+    EXPECT_TRUE(finished);
+    const std::regex report(
+        "gt: stall: thread " + hog_id +
+        " \"hog\" has run for ([0-9]+) ms without a switch while other threads wait, because "
+        "preemption is disabled in it; it is not stopped\n");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(err, m, report)) << err;
+    EXPECT_GE(std::stoi(m[1]), 20);
+    EXPECT_LE(std::stoi(m[1]), 150);  // reported while it still ran (100 ms), give or take a late tick
+    EXPECT_EQ(err.find("gt: stall:"), err.rfind("gt: stall:")) << "reported more than once:\n" << err;
+}
+
+// Why: with preemption off the detector still watches (at the default
+// slice's rate), and says why the thread could not be preempted.
+TEST(StallDetector, WithPreemptionOffAHogIsReportedToo) {
+    const time_slice_for_test slice(0us);
+    const auto old_threshold = gt::stall_threshold();
+    gt::set_stall_threshold(30ms);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    testing::internal::CaptureStderr();
+    gt::thread hog({.name = "cooperative-hog"}, [&] {
+        spin_for(200ms);
+        stop = true;
+    });
+    gt::thread waiter([&] { spin_until(stop, other); });
+    hog.join();
+    waiter.join();
+    const std::string err = testing::internal::GetCapturedStderr();
+    gt::set_stall_threshold(old_threshold);
+    EXPECT_NE(err.find("\"cooperative-hog\" has run for "), std::string::npos) << err;
+    EXPECT_NE(err.find("because preemption is off; it is not stopped"), std::string::npos) << err;
+}
+
+// Why: a thread alone at its level is not stalling anybody: no report.
+TEST(StallDetector, NoReportWhenNobodyWaits) {
+    const time_slice_for_test slice(0us);
+    const auto old_threshold = gt::stall_threshold();
+    gt::set_stall_threshold(20ms);
+    testing::internal::CaptureStderr();
+    gt::thread alone([] { spin_for(60ms); });
+    alone.join();
+    const std::string err = testing::internal::GetCapturedStderr();
+    gt::set_stall_threshold(old_threshold);
+    EXPECT_EQ(err, "");
+}
+
+// Why: the dump shows the accounting: CPU time, switches, preemptions.
+TEST(Accounting, TheDumpShowsCpuTimeSwitchesAndPreemptions) {
+    const time_slice_for_test slice(1ms);
+    std::atomic<bool> stop{false};
+    std::atomic<long> a{0}, b{0};
+    gt::thread one({.name = "spinner-one"}, [&] { spin_until(stop, a); });
+    gt::thread two({.name = "spinner-two"}, [&] { spin_until(stop, b); });
+    std::ostringstream out;
+    // main leaves the level to the spinners; after 50 ms a thread of
+    // higher priority takes the dump and stops them.
+    gt::thread timer({.priority = gt::highest_priority}, [&] {
+        gt::this_thread::sleep_for(50ms);
+        gt::debug::dump_threads(out);
+        stop = true;
+    });
+    gt::this_thread::set_priority(gt::lowest_priority);
+    timer.join();
+    one.join();
+    two.join();
+    gt::this_thread::set_priority(gt::default_priority);
+    const std::string dump = out.str();
+    // id, name, state, priority, stack, high-water, then cpu ms, switches, preemptions
+    const std::regex row(" spinner-one +READY +16 +262144 +[0-9]+ +([0-9]+) +([0-9]+) +([0-9]+)\n");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(dump, m, row)) << dump;
+    EXPECT_GE(std::stoi(m[1]), 10) << dump;  // ~25 ms of the 50
+    EXPECT_LE(std::stoi(m[1]), 50) << dump;
+    EXPECT_GE(std::stoi(m[2]), 5) << dump;
+    EXPECT_GE(std::stoi(m[3]), 5) << dump;
+    EXPECT_EQ(std::stoi(m[2]), std::stoi(m[3]) + 0) << "every switch to it ended in a preemption\n" << dump;
+}
+
+// Why: the API rejects what it cannot do, naming the value.
+TEST(PreemptionMisuse, InvalidSlicesAndThresholdsThrowInvalidArgument) {
+    const auto before = gt::time_slice();
+    EXPECT_THROW(gt::set_time_slice(-1us), std::invalid_argument);
+    try {
+        gt::set_time_slice(5us);
+        FAIL() << "no exception";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("gt::set_time_slice: 5 µs"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(gt::set_stall_threshold(-1ms), std::invalid_argument);
+    EXPECT_EQ(gt::time_slice(), before);  // nothing changed
+}
+
+volatile bool keep_going = true;  // volatile: the compiler cannot prove the loop endless
+
+// Recurses until less than `room` bytes of the stack are left, then spins
+// there until a tick comes.
+__attribute__((noinline)) int descend_then_spin(std::uintptr_t bottom, std::uintptr_t room) {
+    volatile char frame[256];
+    frame[0] = 1;
+    if (reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) - bottom > room) {
+        return descend_then_spin(bottom, room) + frame[0];
+    }
+    while (keep_going) {
+    }
+    return frame[0];
+}
+
+// Why: a preempted thread needs room on its stack for the kernel's signal
+// frame (AT_MINSIGSTKSZ: ~3 KiB with AVX-512). A tick that finds less than
+// that left is an overflow too, and is reported as one, naming the thread.
+TEST(PreemptionDeathTest, ATickWithNoRoomForItsSignalFrameIsReportedAsAnOverflow) {
+    EXPECT_DEATH(
+        {
+            gt::set_time_slice(100us);
+            gt::thread deep({.stack_size = gt::thread::attributes::min_stack_size, .name = "deep"}, [] {
+                const auto& s = gt::detail::scheduler::current().running()->stack;
+                descend_then_spin(reinterpret_cast<std::uintptr_t>(s.bottom()), 1024);
+            });
+            gt::thread other([] {});  // READY: the tick wants to switch
+            deep.join();
+            other.join();
+        },
+        "gt: \"deep\": stack overflow in thread [0-9]+: it used all of its [0-9]+-byte stack: a preemption tick "
+        "found less room left than a signal frame needs");
+}
+
+// --- the trace: slices that ended by the timer say so -----------------------
+
+bool in_trace_child() { return std::getenv("GT_PREEMPT_TRACE_CHILD") != nullptr; }
+
+// Runs in a child process started by the test below, with GT_TRACE set.
+TEST(PreemptionTraceChild, Scenario) {
+    if (!in_trace_child()) GTEST_SKIP() << "runs only as the child of PreemptionTrace tests";
+    gt::set_time_slice(1ms);
+    std::atomic<bool> stop{false};
+    std::atomic<long> count{0};
+    gt::thread spinner({.name = "spinner"}, [&] { spin_until(stop, count); });
+    gt::thread yielder({.name = "yielder"}, [&] {
+        for (int i = 0; i < 3; ++i) gt::this_thread::yield();
+        spin_for(10ms);
+        stop = true;
+    });
+    spinner.join();
+    yielder.join();
+}
+
+TEST(PreemptionTrace, SlicesEndedByTheTimerAreMarkedTimeSlice) {
+    if (in_trace_child()) GTEST_SKIP();
+    const std::string path = testing::TempDir() + "gt_preempt_trace_" + std::to_string(::getpid()) + ".json";
+    const std::string self = std::string("/proc/") + std::to_string(::getpid()) + "/exe";
+    const std::string command = "GT_PREEMPT_TRACE_CHILD=1 GT_TRACE=" + path + " " + self +
+                                " --gtest_filter=PreemptionTraceChild.Scenario >/dev/null 2>&1";
+    ASSERT_EQ(std::system(command.c_str()), 0);
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    const nlohmann::json trace = nlohmann::json::parse(f);
+    std::fclose(f);
+    std::remove(path.c_str());
+    int time_slice = 0, yields = 0;
+    for (const auto& e : trace) {
+        if (e.value("name", "") != "run") continue;
+        const std::string ended = e["args"].value("ended by", "");
+        time_slice += ended == "time slice";
+        yields += ended == "yield";
+        EXPECT_TRUE(e["args"].contains("preemptions"));
+        EXPECT_TRUE(e["args"].contains("switches"));
+        EXPECT_TRUE(e["args"].contains("cpu time ms"));
+    }
+    EXPECT_GE(time_slice, 3);
+    EXPECT_GE(yields, 3);
+}
