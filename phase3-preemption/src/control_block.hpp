@@ -113,6 +113,7 @@ struct control_block {
     /// thread it interrupts.
     std::uint64_t switches = 0;
     std::uint64_t preemptions = 0;
+    std::uint64_t ticks = 0;  // that interrupted it
     std::int64_t cpu_time_ns = 0;
     /// The scheduler whose run queue this thread uses; join() checks it.
     scheduler* owner = nullptr;

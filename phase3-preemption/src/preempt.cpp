@@ -92,11 +92,12 @@ std::int64_t from_environment(const char* name, std::int64_t fallback, std::int6
     const char* text = std::getenv(name);
     if (text == nullptr || *text == '\0') return fallback;
     char* end = nullptr;
+    const int saved_errno = errno;  // the caller's errno is not ours to change
     errno = 0;
     const long long value = std::strtoll(text, &end, 10);
-    if (errno == 0 && *end == '\0' && (value == 0 || (value >= minimum && value <= INT64_MAX / 1'000'000))) {
-        return value;
-    }
+    const bool valid = errno == 0 && *end == '\0' && (value == 0 || (value >= minimum && value <= INT64_MAX / 1'000'000));
+    errno = saved_errno;
+    if (valid) return value;
     std::fprintf(stderr, "gt: %s=%s is not 0 or a whole number of %s of at least %" PRId64 "; using %" PRId64 "\n",
                  name, text, unit, minimum, fallback);
     return fallback;
@@ -169,6 +170,12 @@ bool ticker::at_safe_point(const void* ucontext) const noexcept {
     const auto* uc = static_cast<const ucontext_t*>(ucontext);
     const auto pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
     return (program_text.contains(pc) || vdso_text.contains(pc)) && low_word(uc->uc_sigmask) == normal_mask_;
+}
+
+bool in_system_call(const void* ucontext) noexcept {
+    const auto* pc = reinterpret_cast<const unsigned char*>(
+        static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
+    return pc[0] == 0x0f && pc[1] == 0x05;
 }
 
 void unblock_timer_signal() noexcept {

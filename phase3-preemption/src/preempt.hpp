@@ -61,6 +61,12 @@ private:
     unsigned long normal_mask_;  // its signal mask (signals 1-64) when the ticker was made
 };
 
+/// True if the interrupted code (`ucontext`) waits in a system call: the
+/// kernel, restarting it after the handler (SA_RESTART), points the
+/// instruction pointer back at the `syscall` instruction (0f 05).
+/// Async-signal-safe.
+bool in_system_call(const void* ucontext) noexcept;
+
 /// Unblocks SIGALRM for the calling OS thread: the handler runs with it
 /// blocked, and a thread it switches to must not inherit that.
 /// Async-signal-safe (pthread_sigmask).

@@ -37,6 +37,12 @@ std::uint64_t allocate_thread_id() noexcept {
     return next_id.fetch_add(1, std::memory_order_relaxed);
 }
 
+std::int64_t thread_cpu_now_ns() noexcept {
+    timespec ts;
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
 std::int64_t monotonic_now_ns() noexcept {
     timespec ts;
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -429,6 +435,7 @@ void scheduler::set_preemption(std::int64_t slice_ns, std::int64_t stall_thresho
     slice_ns_ = slice_ns;
     stall_ns_ = stall_threshold_ns;
     last_tick_ = run_seen_since_ = monotonic_now_ns();
+    last_tick_cpu_ = thread_cpu_now_ns();
 }
 
 void scheduler::on_tick(void* ucontext) noexcept {
@@ -436,10 +443,13 @@ void scheduler::on_tick(void* ucontext) noexcept {
     timespec ts;
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     const std::int64_t now = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-    // Sampled accounting, as Linux's tick-based accounting: the time since
-    // the last tick (at most a period: the OS thread may have been asleep)
-    // goes to the thread the tick interrupts.
-    running->cpu_time_ns += std::min(now - last_tick_, ticker_.period_ns());
+    // Sampled accounting, as Linux's tick-based accounting: the CPU time
+    // this OS thread used since the last tick (not time it slept or waited
+    // in the kernel) goes to the thread the tick interrupts.
+    const std::int64_t cpu = thread_cpu_now_ns();
+    ++running->ticks;
+    running->cpu_time_ns += cpu - last_tick_cpu_;
+    last_tick_cpu_ = cpu;
     last_tick_ = now;
     if (switches_ != switches_at_last_tick_) {  // a switch since the last tick: a new run began in between
         switches_at_last_tick_ = switches_;
@@ -466,8 +476,11 @@ void scheduler::on_tick(void* ucontext) noexcept {
         tick_pending_ = 1;  // deferred: honoured when the guard or critical section ends
         // Outside the program's code it usually comes back soon (from a
         // libc call, say) without passing any point that honours the tick:
-        // look again in a sixteenth of a slice, not a whole one.
-        if (running->preemption_disabled == 0) ticker_.retry_in(std::max<std::int64_t>(slice_ns_ / 16, 10'000));
+        // look again in a sixteenth of a slice, not a whole one — unless it
+        // waits in a system call, which takes as long as it takes.
+        if (running->preemption_disabled == 0 && !preempt::in_system_call(ucontext)) {
+            ticker_.retry_in(std::max<std::int64_t>(slice_ns_ / 16, 10'000));
+        }
     }
     // Stalled: it keeps the CPU while another thread waits for it.
     const bool someone_waits = (!run_queues_.empty() && run_queues_.highest() >= running->priority) ||

@@ -19,6 +19,10 @@ std::uint64_t allocate_thread_id() noexcept;
 /// Now on CLOCK_MONOTONIC (std::chrono::steady_clock), in nanoseconds.
 std::int64_t monotonic_now_ns() noexcept;
 
+/// The calling OS thread's CPU time (CLOCK_THREAD_CPUTIME_ID), in ns.
+/// Async-signal-safe.
+std::int64_t thread_cpu_now_ns() noexcept;
+
 class scheduler {
 public:
     /// The calling OS thread's scheduler. The first call on an OS thread
@@ -215,6 +219,7 @@ private:
     std::uint64_t switches_at_last_tick_ = 0;   // equal at a tick: the running thread had the whole period
     std::int64_t run_seen_since_ = 0;           // first tick of the running thread's current run, ns
     std::int64_t last_tick_ = 0;                // ns
+    std::int64_t last_tick_cpu_ = 0;            // this OS thread's CPU time at the last tick, ns
     bool stall_reported_ = false;               // once per run
     std::int64_t slice_ns_ = 0;
     std::int64_t stall_ns_ = 0;

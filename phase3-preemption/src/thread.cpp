@@ -1,6 +1,7 @@
 // gt::thread and gt::this_thread: the public API over the scheduler.
 #include "gt/thread.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -302,20 +303,28 @@ disable_preemption::~disable_preemption() {
 
 namespace {
 
-std::chrono::microseconds checked(std::chrono::microseconds slice) {
+// In ns; a duration too long for 64-bit nanoseconds (about 292 years)
+// counts as the longest one.
+template <typename Duration>
+std::int64_t saturated_ns(Duration d) {
+    if (d >= std::chrono::duration_cast<Duration>(std::chrono::nanoseconds::max())) return INT64_MAX;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+std::int64_t checked_ns(std::chrono::microseconds slice) {
     if (slice.count() < 0 || (slice.count() > 0 && slice < min_time_slice)) {
         throw std::invalid_argument("gt::set_time_slice: " + std::to_string(slice.count()) +
                                     " µs is neither 0 (preemption off) nor at least gt::min_time_slice (" +
                                     std::to_string(min_time_slice.count()) + " µs)");
     }
-    return slice;
+    return saturated_ns(slice);
 }
 
 }  // namespace
 
 void set_time_slice(std::chrono::microseconds slice) {
     detail::scheduler& sched = detail::scheduler::current();
-    sched.set_preemption(std::chrono::nanoseconds(checked(slice)).count(), sched.stall_threshold_ns());
+    sched.set_preemption(checked_ns(slice), sched.stall_threshold_ns());
 }
 
 std::chrono::microseconds time_slice() noexcept {
@@ -330,7 +339,7 @@ void set_stall_threshold(std::chrono::milliseconds threshold) {
                                     " ms is negative (0 turns the stall detector off)");
     }
     detail::scheduler& sched = detail::scheduler::current();
-    sched.set_preemption(sched.time_slice_ns(), std::chrono::nanoseconds(threshold).count());
+    sched.set_preemption(sched.time_slice_ns(), saturated_ns(threshold));
 }
 
 std::chrono::milliseconds stall_threshold() noexcept {
@@ -348,7 +357,7 @@ void dump_threads(std::ostream& out) {
 
 thread_stats this_thread_stats() noexcept {
     const detail::control_block* self = detail::scheduler::current().running();
-    return {std::chrono::nanoseconds(self->cpu_time_ns), self->switches, self->preemptions};
+    return {std::chrono::nanoseconds(self->cpu_time_ns), self->switches, self->preemptions, self->ticks};
 }
 
 }  // namespace debug

@@ -1,45 +1,46 @@
 // A preempted thread gets every register back: the timer may stop a green
-// thread between any two instructions of the program's own code, where
-// every register may hold a live value — not only the callee-saved ones a
+// thread between any two instructions of the program's own code, where every
+// register may hold a live value — not only the callee-saved ones a
 // cooperative switch preserves, but rax, rcx, rdx, rsi, rdi, r8-r11, the
 // flags, all of xmm0-15 (and the upper halves of ymm0-15), and the x87
 // stack, none of which the System V x86-64 psABI (section 3.2.1, "Registers
 // and the Stack Frame", Figure 3.4 "Register Usage") asks anyone to keep
-// across a call: at a preemption there is no call. The runtime never saves them itself: the SIGALRM handler switches
-// threads from inside the handler, and the preempted thread's complete user
-// state lives in the signal frame on its own stack. On entry to a handler
-// the kernel saves the general-purpose registers and flags (struct
-// sigcontext) and the whole extended state — x87, SSE, AVX and beyond, as
-// XSAVE lays it out (the fpstate that uc_mcontext.fpregs points to) — in
-// that frame, and gives the handler a fresh FPU state (DF clear, empty x87
-// stack); sigreturn(2) restores all of it from the frame (signal(7):
-// "Execution of signal handlers", sigreturn(2): "restores the process's
-// signal mask, switches stacks, and restores the process's context
-// (processor flags and registers, including the stack pointer and
-// instruction pointer)"). So the runtime is correct if (a) it never
-// overwrites or moves a suspended thread's signal frame (each frame stays
-// on its thread's stack until that thread resumes and returns from the
-// handler), and (b) the frame the kernel restores at sigreturn is the one
-// it built for that same thread. This test checks the outcome, not the
-// mechanism: a mistake in either, or a handler that touched the FPU state
-// of the interrupted thread, shows up as a wrong register value.
+// across a call: at a preemption there is no call. The runtime never saves
+// them itself: the SIGALRM handler switches threads from inside the handler,
+// and the preempted thread's complete user state lives in the signal frame
+// on its own stack. On entry to a handler the kernel saves the
+// general-purpose registers and flags (struct sigcontext) and the whole
+// extended state — x87, SSE, AVX and beyond, as XSAVE lays it out (the
+// fpstate that uc_mcontext.fpregs points to) — in that frame, and starts the
+// handler with DF clear and a fresh FPU state (empty x87 stack); sigreturn(2)
+// restores all of it from the frame (signal(7): "Execution of signal
+// handlers", sigreturn(2): "restores the process's signal mask, switches
+// stacks, and restores the process's context (processor flags and registers,
+// including the stack pointer and instruction pointer)"). So the runtime is
+// correct if (a) it never overwrites or moves a suspended thread's signal
+// frame (each frame stays on its thread's stack until that thread resumes
+// and returns from the handler), and (b) the frame the kernel restores at
+// sigreturn is the one it built for that same thread. This test checks the
+// outcome, not the mechanism: a mistake in either, or a handler that writes
+// into the interrupted thread's saved state, shows up as a wrong register
+// value (checked by hand with such deliberate faults in the handler).
 //
-// How: tests/registers_helpers_x86_64.S (gt_test_hold_registers) loads
-// 15 general-purpose registers, DF, all 16 xmm (or ymm) registers and all 8
-// x87 registers (all 80 bits of each) with values from the test, spins in a
-// loop that calls nothing, and writes every register out. Two or three green threads do so
-// at once with different values, at a 100 us time slice, until each has
-// been preempted at least a thousand times inside the helper (so the test
-// cannot pass without preemption happening); between preemptions the other
-// threads run with their own values in the same physical registers, so any
-// value that leaks from one thread to another, or is lost, is caught.
-// Each call uses fresh values (derived from the thread's seed and the call
-// number), so a stale value from an earlier call cannot pass either.
+// How: tests/registers_helpers_x86_64.S (gt_test_hold_registers) loads 15
+// general-purpose registers, DF, all 16 xmm (or ymm) registers and all 8 x87
+// registers (all 80 bits of each) with values from the test, spins in a loop
+// that calls nothing, and writes every register out. Two or three green
+// threads do so at once with different values, at a 100 us time slice, until
+// each has been preempted at least a thousand times inside the helper (so
+// the test cannot pass without preemption happening); between preemptions
+// the other threads run with their own values in the same physical
+// registers, so any value that leaks from one thread to another, or is lost,
+// is caught. Each call uses fresh values (derived from the thread's seed and
+// the call number), so a stale value from an earlier call cannot pass
+// either.
 //
 // Not covered: MXCSR and the x87 control word (context_test checks them
-// across cooperative switches), AVX-512 state (zmm, k0-7), and the upper
-// ymm halves of a thread that uses only SSE (unknown to it, so not
-// checkable).
+// across cooperative switches), AVX-512 state (zmm, k0-7), and the upper ymm
+// halves of a thread that uses only SSE (unknown to it, so not checkable).
 //
 // Built at -O2 and -O0 (registers_test, registers_test_O0); the helper is
 // assembly, so its loop is the same at both.

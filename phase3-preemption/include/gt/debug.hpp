@@ -22,15 +22,20 @@ void dump_threads(std::ostream& out);
 
 /// What the runtime has counted for one thread.
 struct thread_stats {
-    /// CPU time, sampled: each timer tick charges its whole period (the
-    /// time slice) to the thread it interrupts, as Linux's tick-based
-    /// accounting does; accurate over many ticks, not for short bursts.
-    /// Zero while no timer ticks (preemption and stall detector both off).
+    /// CPU time, sampled: each timer tick charges the CPU time the OS thread
+    /// used since the previous tick (CLOCK_THREAD_CPUTIME_ID) to the thread
+    /// it interrupts, as Linux's tick-based accounting does; accurate over
+    /// many ticks, not for short bursts. Over all threads of an OS thread
+    /// it adds up to that OS thread's CPU time. Zero while no timer ticks
+    /// (preemption and stall detector both off).
     std::chrono::nanoseconds cpu_time;
     /// Times the thread was switched to.
     std::uint64_t switches;
     /// Times the timer switched away from it because its slice was used.
     std::uint64_t preemptions;
+    /// Timer ticks that interrupted it, whether they switched or not (a tick
+    /// that finds it where it cannot be preempted is deferred).
+    std::uint64_t ticks;
 };
 
 /// The calling thread's accounting. Not async-signal-safe.

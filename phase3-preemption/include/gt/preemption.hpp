@@ -36,7 +36,8 @@ inline constexpr std::chrono::microseconds min_time_slice{10};
 inline constexpr std::chrono::milliseconds default_stall_threshold{100};
 
 /// Sets the time slice of the calling OS thread's scheduler, in
-/// microseconds; 0 turns preemption off (threads then switch only when they
+/// microseconds (a slice beyond about 292 years counts as that); 0 turns
+/// preemption off (threads then switch only when they
 /// yield, block or finish, as without a timer). Takes effect at once on the
 /// calling OS thread; other OS threads keep their own setting, which starts
 /// from GT_TIME_SLICE_US (default gt::default_time_slice).
@@ -48,11 +49,14 @@ inline constexpr std::chrono::milliseconds default_stall_threshold{100};
 void set_time_slice(std::chrono::microseconds slice);
 
 /// The calling OS thread's time slice, in microseconds; 0 when preemption
-/// is off. Async-signal-safe.
+/// is off. Before the OS thread's first gt call, the slice its scheduler
+/// will start with (from GT_TIME_SLICE_US). Thread-safe; async-signal-safe
+/// once the OS thread has used gt.
 std::chrono::microseconds time_slice() noexcept;
 
 /// Sets the stall threshold of the calling OS thread's scheduler, in
-/// milliseconds; 0 turns the stall detector off. A thread that keeps the
+/// milliseconds (std::chrono::milliseconds::max() and anything beyond about
+/// 292 years mean "never"); 0 turns the stall detector off. A thread that keeps the
 /// CPU for longer than this without a switch while another thread of the
 /// same or a higher priority is READY — because preemption is off or
 /// disabled, or because it runs where it cannot be preempted (inside a
@@ -63,8 +67,9 @@ std::chrono::microseconds time_slice() noexcept;
 /// @throws std::system_error as gt::set_time_slice.
 void set_stall_threshold(std::chrono::milliseconds threshold);
 
-/// The calling OS thread's stall threshold in milliseconds (0: off).
-/// Async-signal-safe.
+/// The calling OS thread's stall threshold in milliseconds (0: off); before
+/// its first gt call, the one it will start with (GT_STALL_REPORT_MS).
+/// Thread-safe; async-signal-safe once the OS thread has used gt.
 std::chrono::milliseconds stall_threshold() noexcept;
 
 namespace this_thread {
