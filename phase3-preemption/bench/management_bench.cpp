@@ -60,6 +60,7 @@
 #include <vector>
 
 #include <gt/debug.hpp>
+#include <gt/preemption.hpp>
 #include <gt/thread.hpp>
 
 #include "bench_report.hpp"
@@ -182,6 +183,7 @@ struct join_chain {
 };
 
 void chain_link(join_chain* chain, int k) {
+    const gt::this_thread::disable_preemption no_preemption;  // a tick could otherwise come in between
     ++chain->blocked;  // no switch between here and blocking
     if (k + 1 < memory_threads) {
         // Thread k+1 was created before k ran and has not run yet, so this
@@ -206,7 +208,12 @@ void BM_gt_memory_blocked_threads(benchmark::State& state) {
         (void)gt::this_thread::get_id();        // creates this OS thread's scheduler before the baseline
         resident_probe probe;
         probe.start();
-        for (int k = 0; k < memory_threads; ++k) chain.threads.emplace_back(chain_link, &chain, k);
+        {
+            // The chain needs every thread created before any of them runs:
+            // no tick may switch to one halfway through the loop.
+            const gt::this_thread::disable_preemption no_preemption;
+            for (int k = 0; k < memory_threads; ++k) chain.threads.emplace_back(chain_link, &chain, k);
+        }
         while (chain.blocked < memory_threads) gt::this_thread::yield();  // one turn: each runs and blocks
         probe.stop(sample, memory_threads);
         // Wake and join everything: the sleeper sees release within 1 ms,

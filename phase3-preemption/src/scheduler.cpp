@@ -428,10 +428,12 @@ void scheduler::switch_to(control_block* next) noexcept {
 
 void scheduler::set_preemption(std::int64_t slice_ns, std::int64_t stall_threshold_ns) {
     critical_section cs(*this);
-    // With preemption off the stall detector still needs ticks: at the
-    // default slice, and they never switch.
+    // Ticks come ticks_per_slice times a slice. With preemption off the
+    // stall detector still needs them: at the default slice's rate, and
+    // they never switch.
     const std::int64_t default_slice_ns = std::chrono::nanoseconds(default_time_slice).count();
-    ticker_.set_period(slice_ns != 0 ? slice_ns : stall_threshold_ns != 0 ? default_slice_ns : 0);
+    const std::int64_t slice_for_ticks = slice_ns != 0 ? slice_ns : stall_threshold_ns != 0 ? default_slice_ns : 0;
+    ticker_.set_period(slice_for_ticks / ticks_per_slice);
     slice_ns_ = slice_ns;
     stall_ns_ = stall_threshold_ns;
     last_tick_ = run_seen_since_ = monotonic_now_ns();
@@ -453,12 +455,14 @@ void scheduler::on_tick(void* ucontext) noexcept {
     last_tick_ = now;
     if (switches_ != switches_at_last_tick_) {  // a switch since the last tick: a new run began in between
         switches_at_last_tick_ = switches_;
+        ticks_in_run_ = 0;
         run_seen_since_ = now;
         stall_reported_ = false;
-        return;
     }
-    // The running thread has had the CPU since before the last tick: a whole
-    // period at least.
+    // The slice is used at the run's ticks_per_slice-th tick: the run began
+    // before the first, so it has lasted more than (ticks_per_slice - 1)
+    // periods and at most ticks_per_slice: between half a slice and a slice.
+    if (++ticks_in_run_ < ticks_per_slice) return;
     if (critical_depth_ > 0) {  // the scheduler is changing its data: not now
         if (slice_ns_ != 0) tick_pending_ = 1;
         return;
@@ -507,6 +511,7 @@ void scheduler::preempt_for_slice(bool in_handler) noexcept {
         // blocked. (This thread gets its own mask back at sigreturn.)
         preempt::unblock_timer_signal();
         switches_at_last_tick_ = switches_ + 1;  // the next thread's slice and run start at this tick
+        ticks_in_run_ = 0;
         run_seen_since_ = last_tick_;
         stall_reported_ = false;
     }

@@ -216,7 +216,9 @@ private:
     volatile sig_atomic_t critical_depth_ = 0;
     volatile sig_atomic_t tick_pending_ = 0;  // a tick found the running thread where it cannot be preempted
     std::uint64_t switches_ = 0;                // every switch_to
-    std::uint64_t switches_at_last_tick_ = 0;   // equal at a tick: the running thread had the whole period
+    std::uint64_t switches_at_last_tick_ = 0;   // equal at a tick: the same run as at the last tick
+    static constexpr int ticks_per_slice = 2;   // the timer ticks twice per time slice
+    int ticks_in_run_ = 0;                      // ticks since the running thread's run began
     std::int64_t run_seen_since_ = 0;           // first tick of the running thread's current run, ns
     std::int64_t last_tick_ = 0;                // ns
     std::int64_t last_tick_cpu_ = 0;            // this OS thread's CPU time at the last tick, ns

@@ -1,6 +1,8 @@
 /// @file
-/// Preemption: a timer interrupts the running green thread every time slice
-/// and, if a thread of the same or a higher priority is READY, switches to it.
+/// Preemption: a timer interrupts the running green thread twice per time
+/// slice; once the thread has had its slice (between half a slice and a
+/// whole one, depending on where between two ticks it started), if a thread
+/// of the same or a higher priority is READY, the runtime switches to it.
 ///
 /// Each OS thread that runs green threads has its own timer, made with
 /// timer_create(2) on CLOCK_MONOTONIC and delivering SIGALRM to that OS
@@ -26,8 +28,10 @@ namespace gt {
 inline constexpr std::chrono::microseconds default_time_slice{10'000};
 
 /// The shortest time slice accepted (other than 0, which turns preemption
-/// off): 10 µs. Shorter slices would spend most of the CPU in the handler.
-inline constexpr std::chrono::microseconds min_time_slice{10};
+/// off): 100 µs. The timer ticks twice per slice, and a tick costs 2–20 µs
+/// of signal delivery (20 on a virtual machine): shorter slices would spend
+/// much of the CPU in the handler.
+inline constexpr std::chrono::microseconds min_time_slice{100};
 
 /// How long a thread may keep the CPU without a switch, while another
 /// thread waits for it, before the stall detector reports it on stderr
