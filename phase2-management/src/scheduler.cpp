@@ -327,10 +327,17 @@ void scheduler::set_name(control_block* t, std::string name) {
 
 void scheduler::switch_away() noexcept {
     GT_INVARIANT(running_->state != thread_state::running, "switch_away is called after leaving RUNNING");
+    // Its stretch on the CPU ends here, whatever comes next: a switch, an
+    // idle OS thread, or its own sleep ending at once (its deadline may pass
+    // while the trace event of its blocking is being written).
+    if (trace::enabled && running_->run_start >= 0) {
+        trace::ran(*running_, running_->run_start, monotonic_now_ns());
+        running_->run_start = -1;
+    }
     for (;;) {
         if (timers_ != nullptr) wake_expired_timers(monotonic_now_ns());
         if (control_block* next = pick_next()) {
-            if (next == running_) {  // its own sleep ended while the OS thread idled
+            if (next == running_) {  // its own sleep ended while the OS thread idled, or at once
                 next->state = thread_state::running;
                 if (trace::enabled) next->run_start = monotonic_now_ns();
                 return;
@@ -342,10 +349,6 @@ void scheduler::switch_away() noexcept {
         // Nothing can run before the earliest deadline: sleep the OS thread.
         const std::int64_t deadline = timers_->wake_time;
         const std::int64_t idle_from = trace::enabled ? monotonic_now_ns() : 0;
-        if (trace::enabled && running_->run_start >= 0) {  // its stretch on the CPU ends here, not at the switch
-            trace::ran(*running_, running_->run_start, idle_from);
-            running_->run_start = -1;
-        }
         const timespec ts{static_cast<time_t>(deadline / 1'000'000'000), static_cast<long>(deadline % 1'000'000'000)};
         while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
         }

@@ -44,12 +44,13 @@ std::array<long, threads> snapshot() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const bool off = argc == 2 && std::strcmp(argv[1], "--no-preemption") == 0;
-    if (argc > 2 || (argc == 2 && !off)) {
+    const bool flag = argc == 2 && std::strcmp(argv[1], "--no-preemption") == 0;
+    if (argc > 2 || (argc == 2 && !flag)) {
         std::fprintf(stderr, "usage: %s [--no-preemption]\n", argv[0]);
         return 2;
     }
-    if (off) gt::set_time_slice(0us);
+    if (flag) gt::set_time_slice(0us);
+    const bool off = gt::time_slice() == 0us;  // the flag, or GT_TIME_SLICE_US=0
     std::printf("preemption %s; three threads spin forever and never yield, one yields now and then\n",
                 off ? "off" : ("on, time slice " + std::to_string(gt::time_slice().count()) + " µs").c_str());
     std::fflush(stdout);

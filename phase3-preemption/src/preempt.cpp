@@ -3,7 +3,6 @@
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -23,27 +22,27 @@ namespace gt::detail::preempt {
 namespace {
 
 // Where a tick may switch threads: the main program's machine code (its
-// executable PT_LOAD segment) and the vDSO's (clock_gettime and friends,
-// which the kernel maps into every process; they take no locks). Found
-// once with dl_iterate_phdr(3), which reports the program first.
+// executable PT_LOAD segment), found once with dl_iterate_phdr(3), which
+// reports the program first. Not the vDSO, although its clock_gettime takes
+// no lock: its callers may hold one (glibc's syslog reads the clock with
+// syslog_lock held, AddressSanitizer's allocator with its own).
 struct text_range {
     std::uintptr_t begin = 0, end = 0;
     bool contains(std::uintptr_t pc) const noexcept { return pc >= begin && pc < end; }
 };
-text_range program_text, vdso_text;
+text_range program_text;
+bool dynamically_linked = false;  // the program has a PT_INTERP: ld.so loads libc as a library
 
-int find_safe_text(dl_phdr_info* info, std::size_t, void* seen) {
-    const bool is_program = (*static_cast<int*>(seen))++ == 0;
-    const auto vdso = static_cast<std::uintptr_t>(::getauxval(AT_SYSINFO_EHDR));
-    text_range* range = is_program ? &program_text : info->dlpi_addr == vdso && vdso != 0 ? &vdso_text : nullptr;
-    for (int i = 0; range != nullptr && i < info->dlpi_phnum; ++i) {
+int find_program_text(dl_phdr_info* info, std::size_t, void*) {
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
         const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+        if (segment.p_type == PT_INTERP) dynamically_linked = true;
         if (segment.p_type == PT_LOAD && (segment.p_flags & PF_X) != 0) {
-            range->begin = info->dlpi_addr + segment.p_vaddr;
-            range->end = range->begin + segment.p_memsz;
+            program_text.begin = info->dlpi_addr + segment.p_vaddr;
+            program_text.end = program_text.begin + segment.p_memsz;
         }
     }
-    return 0;
+    return 1;  // the first object is the program itself
 }
 
 // On the interrupted thread's own stack (no SA_ONSTACK), with SIGALRM
@@ -70,8 +69,15 @@ void restart_in_child() {
 void install_handler_once() {
     static std::once_flag once;
     std::call_once(once, [] {
-        int seen = 0;
-        dl_iterate_phdr(find_safe_text, &seen);
+        dl_iterate_phdr(find_program_text, nullptr);
+        if (!dynamically_linked) {
+            // Linked with -static: libc's malloc and stdio are part of the
+            // program's code, and no address tells where their locks are held.
+            std::fputs("gt: this program links the C library statically (malloc is part of its own code), so no "
+                       "instruction is known to be safe to preempt at; preemption is off\n",
+                       stderr);
+            program_text = {};
+        }
         struct sigaction action {};
         action.sa_sigaction = on_sigalrm;
         // SA_RESTART: read(2), write(2), wait(2)... interrupted by a tick
@@ -79,7 +85,12 @@ void install_handler_once() {
         // that never restart; syscalls.cpp covers the common ones).
         action.sa_flags = SA_SIGINFO | SA_RESTART;
         sigemptyset(&action.sa_mask);
-        ::sigaction(SIGALRM, &action, nullptr);
+        struct sigaction before {};
+        ::sigaction(SIGALRM, &action, &before);
+        if ((before.sa_flags & SA_SIGINFO) != 0 || (before.sa_handler != SIG_DFL && before.sa_handler != SIG_IGN)) {
+            std::fputs("gt: replacing the program's own SIGALRM handler: the runtime's preemption timer uses SIGALRM\n",
+                       stderr);
+        }
         ::pthread_atfork(nullptr, nullptr, restart_in_child);
     });
 }
@@ -106,6 +117,9 @@ std::int64_t from_environment(const char* name, std::int64_t fallback, std::int6
 }  // namespace
 
 ticker::ticker() noexcept : tid_(static_cast<int>(::syscall(SYS_gettid))) {
+    // The runtime owns SIGALRM: an OS thread that started with it blocked
+    // (say, created while its creator blocked every signal) would never tick.
+    unblock_timer_signal();
     sigset_t mask;
     ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
     normal_mask_ = low_word(mask);
@@ -169,7 +183,7 @@ void ticker::restart_after_fork() noexcept {
 bool ticker::at_safe_point(const void* ucontext) const noexcept {
     const auto* uc = static_cast<const ucontext_t*>(ucontext);
     const auto pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
-    return (program_text.contains(pc) || vdso_text.contains(pc)) && low_word(uc->uc_sigmask) == normal_mask_;
+    return program_text.contains(pc) && low_word(uc->uc_sigmask) == normal_mask_;
 }
 
 bool in_system_call(const void* ucontext) noexcept {

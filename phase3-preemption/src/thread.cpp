@@ -285,8 +285,8 @@ void set_priority(int priority) {
     sched.set_priority(sched.running(), priority);
 }
 
-disable_preemption::disable_preemption() noexcept {
-    detail::control_block* self = detail::scheduler::current().running();
+disable_preemption::disable_preemption() noexcept : owner_(detail::scheduler::current().running()) {
+    detail::control_block* self = static_cast<detail::control_block*>(owner_);
     self->preemption_disabled = self->preemption_disabled + 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the region's code stays after the increment
 }
@@ -295,6 +295,13 @@ disable_preemption::~disable_preemption() {
     detail::scheduler& sched = detail::scheduler::current();
     std::atomic_signal_fence(std::memory_order_seq_cst);  // ... and before the decrement
     detail::control_block* self = sched.running();
+    if (self != owner_) {
+        std::fprintf(stderr,
+                     "gt: %sgt::this_thread::disable_preemption destroyed on thread %llu, not on the thread that "
+                     "created it; aborting\n",
+                     detail::quoted(*self).c_str(), static_cast<unsigned long long>(self->id));
+        std::abort();
+    }
     self->preemption_disabled = self->preemption_disabled - 1;
     if (self->preemption_disabled == 0) sched.preemption_enabled_again();
 }
@@ -328,9 +335,8 @@ void set_time_slice(std::chrono::microseconds slice) {
 }
 
 std::chrono::microseconds time_slice() noexcept {
-    const detail::scheduler* sched = detail::scheduler::current_if_any();
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::nanoseconds(
-        sched != nullptr ? sched->time_slice_ns() : detail::preempt::slice_from_environment()));
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::nanoseconds(detail::scheduler::current().time_slice_ns()));
 }
 
 void set_stall_threshold(std::chrono::milliseconds threshold) {
@@ -343,9 +349,8 @@ void set_stall_threshold(std::chrono::milliseconds threshold) {
 }
 
 std::chrono::milliseconds stall_threshold() noexcept {
-    const detail::scheduler* sched = detail::scheduler::current_if_any();
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(
-        sched != nullptr ? sched->stall_threshold_ns() : detail::preempt::stall_threshold_from_environment()));
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::nanoseconds(detail::scheduler::current().stall_threshold_ns()));
 }
 
 namespace debug {

