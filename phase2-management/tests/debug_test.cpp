@@ -176,14 +176,18 @@ TEST(Trace, EveryStretchOnTheCpuIsRecordedEvenWhenASleepEndsAtOnce) {
         }
     }
     ASSERT_NE(napper, 0u);
-    int runs = 0, blocks = 0;
+    int ended_by_sleep = 0, ended_by_finish = 0, blocks = 0;
     for (const auto& e : trace) {
         if (e["tid"] != napper) continue;
-        runs += e["ph"] == "X" && e["name"] == "run";
+        if (e["ph"] == "X" && e["name"] == "run") {
+            ended_by_sleep += e["args"]["ended by"] == "sleep";
+            ended_by_finish += e["args"]["ended by"] == "finished";
+        }
         blocks += e["ph"] == "i" && e["name"] == "block";
     }
     EXPECT_GT(blocks, 0);
-    EXPECT_EQ(runs, blocks + 1);
+    EXPECT_EQ(ended_by_sleep, blocks);
+    EXPECT_EQ(ended_by_finish, 1);
 }
 
 }  // namespace

@@ -218,7 +218,7 @@ TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) 
     const time_slice_for_test slice(200us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
-    long other_inside = -1, other_right_after = -1;
+    long other_inside = -1;
     std::uint64_t preemptions_inside = 99, preemptions_after = 0;
     gt::thread guarded([&] {
         {
@@ -228,7 +228,6 @@ TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) 
             other_inside = other.load();
             preemptions_inside = gt::debug::this_thread_stats().preemptions;
         }  // the deferred tick is honoured here: the other thread runs a slice
-        other_right_after = other.load();
         preemptions_after = gt::debug::this_thread_stats().preemptions;
         stop = true;
     });
@@ -238,8 +237,7 @@ TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) 
     spinner.join();
     EXPECT_EQ(other_inside, 0);
     EXPECT_EQ(preemptions_inside, 0u);
-    EXPECT_GT(other_right_after, 0);
-    EXPECT_EQ(preemptions_after, 1u);
+    EXPECT_EQ(preemptions_after, 1u);  // the guard's end, before the statement after it
 }
 
 // Why: guards nest; only the outermost one's end re-enables preemption.
@@ -272,22 +270,26 @@ TEST(CriticalSection, ATickInsideIsDeferredAndHonouredWhenItEnds) {
     const time_slice_for_test slice(200us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
-    long other_inside = -1, other_right_after = -1;
+    long other_inside = -1;
+    std::uint64_t preemptions_inside = 99, preemptions_after = 0;
     gt::thread spinner([&] { spin_until(stop, other); });
     gt::thread inside([&] {
+        const std::uint64_t before = gt::debug::this_thread_stats().preemptions;
         {
             gt::detail::scheduler::critical_section cs(sched());
             other.store(0);
             spin_for(5ms);
             other_inside = other.load();
+            preemptions_inside = gt::debug::this_thread_stats().preemptions - before;
         }
-        other_right_after = other.load();
+        preemptions_after = gt::debug::this_thread_stats().preemptions - before;
         stop = true;
     });
     inside.join();
     spinner.join();
     EXPECT_EQ(other_inside, 0);
-    EXPECT_GT(other_right_after, 0);
+    EXPECT_EQ(preemptions_inside, 0u);
+    EXPECT_EQ(preemptions_after, 1u);  // the section's end, before the statement after it
 }
 
 // Why: the handler switches threads with SIGALRM blocked (the kernel blocks
@@ -607,6 +609,10 @@ __attribute__((noinline)) int descend_then_spin(std::uintptr_t bottom, std::uint
 // frame (AT_MINSIGSTKSZ: ~3 KiB with AVX-512). A tick that finds less than
 // that left is an overflow too, and is reported as one, naming the thread.
 TEST(PreemptionDeathTest, ATickWithNoRoomForItsSignalFrameIsReportedAsAnOverflow) {
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "under AddressSanitizer the handler's own calls (intercepted clock_gettime) overflow first, "
+                    "and ASan reports the stack overflow itself";
+#endif
     EXPECT_DEATH(
         {
             gt::set_time_slice(100us);
