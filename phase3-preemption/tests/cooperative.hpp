@@ -12,17 +12,11 @@
 // phase's library with GT_TIME_SLICE_US=0: make check.)
 #pragma once
 
-#include <gt/preemption.hpp>
-
 #include <chrono>
 
-class cooperative_scheduling {
-public:
-    cooperative_scheduling() : slice_(gt::time_slice()) { gt::set_time_slice(std::chrono::microseconds(0)); }
-    ~cooperative_scheduling() { gt::set_time_slice(slice_); }
-    cooperative_scheduling(const cooperative_scheduling&) = delete;
-    cooperative_scheduling& operator=(const cooperative_scheduling&) = delete;
+#include "preemption_for_test.hpp"
 
-private:
-    std::chrono::microseconds slice_;
+class cooperative_scheduling : public preemption_for_test {
+public:
+    cooperative_scheduling() : preemption_for_test(std::chrono::microseconds(0)) {}
 };

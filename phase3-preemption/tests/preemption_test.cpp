@@ -31,26 +31,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "preemption_for_test.hpp"
 #include "scheduler.hpp"
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-// Sets the calling OS thread's slice for one test, then puts the old back.
-class time_slice_for_test {
-public:
-    explicit time_slice_for_test(std::chrono::microseconds slice) : old_(gt::time_slice()) {
-        gt::set_time_slice(slice);
-    }
-    ~time_slice_for_test() { gt::set_time_slice(old_); }
-    time_slice_for_test(const time_slice_for_test&) = delete;
-    time_slice_for_test& operator=(const time_slice_for_test&) = delete;
-
-private:
-    std::chrono::microseconds old_;
-};
 
 // A loop with no calls and no yields: only the timer can take the CPU from
 // it. `relaxed` loads compile to plain moves.
@@ -82,7 +69,7 @@ gt::detail::scheduler& sched() { return gt::detail::scheduler::current(); }
 // Why: the point of the phase. Cooperatively, this test hangs: `spinner`
 // never yields, and `stopper` (READY behind it) would never run.
 TEST(Preemption, ALoopWithNoCallsAndNoYieldsIsPreempted) {
-    const time_slice_for_test slice(1ms);
+    const preemption_for_test preemption(1ms);
     std::atomic<bool> stop{false};
     std::atomic<long> spins{0};
     std::uint64_t preemptions = 0;
@@ -100,7 +87,7 @@ TEST(Preemption, ALoopWithNoCallsAndNoYieldsIsPreempted) {
 // Why: with preemption every thread of the highest level gets the CPU,
 // whatever the others do, and a counter each thread owns adds up exactly.
 TEST(Preemption, EveryThreadMakesProgressAndTotalsAreConserved) {
-    const time_slice_for_test slice(200us);
+    const preemption_for_test preemption(200us);
     constexpr int n = 5;
     constexpr long per_thread = 3'000'000;
     std::array<std::atomic<long>, n> done{};
@@ -134,7 +121,7 @@ TEST(Preemption, EveryThreadMakesProgressAndTotalsAreConserved) {
 // Two seconds at the default slice is ~200 slices; the bound is generous
 // (the benchmark reports the precise figure).
 TEST(Fairness, CpuBoundThreadsOfOneLevelGetEqualSharesWithinTenPercent) {
-    const time_slice_for_test slice(gt::default_time_slice);
+    const preemption_for_test preemption(gt::default_time_slice);
     const std::int64_t os_thread_cpu_before = gt::detail::thread_cpu_now_ns();
     constexpr int n = 3;
     std::atomic<bool> stop{false};
@@ -180,7 +167,7 @@ TEST(Fairness, CpuBoundThreadsOfOneLevelGetEqualSharesWithinTenPercent) {
 // strict priority from phase 2 holds. A spinning high thread keeps a low one
 // from running at all.
 TEST(Preemption, StrictPriorityHoldsAThreadOfLowerPriorityGetsNoSlice) {
-    const time_slice_for_test slice(200us);
+    const preemption_for_test preemption(200us);
     std::atomic<bool> stop{false};
     std::atomic<long> high_spins{0}, low_spins{0};
     long low_spins_when_high_ended = -1;
@@ -199,7 +186,7 @@ TEST(Preemption, StrictPriorityHoldsAThreadOfLowerPriorityGetsNoSlice) {
 // but one at the same level as the spinner must: the tick preempts for
 // "same or higher", never for lower.
 TEST(Preemption, ATickPreemptsOnlyForAThreadOfTheSameOrHigherPriority) {
-    const time_slice_for_test slice(200us);
+    const preemption_for_test preemption(200us);
     std::uint64_t preemptions = 99;
     gt::thread lower({.priority = 5}, [] {});
     gt::thread alone({.priority = 25}, [&] {
@@ -215,7 +202,7 @@ TEST(Preemption, ATickPreemptsOnlyForAThreadOfTheSameOrHigherPriority) {
 // ticks; the tick that came meanwhile is not lost: the guard's end honours
 // it, so the other READY thread runs right then.
 TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) {
-    const time_slice_for_test slice(200us);
+    const preemption_for_test preemption(200us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     long other_inside = -1;
@@ -242,7 +229,7 @@ TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) 
 
 // Why: guards nest; only the outermost one's end re-enables preemption.
 TEST(DisablePreemption, GuardsNest) {
-    const time_slice_for_test slice(200us);
+    const preemption_for_test preemption(200us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     long other_between = -1;
@@ -267,7 +254,7 @@ TEST(DisablePreemption, GuardsNest) {
 // section; a tick that lands there is deferred (not lost) and honoured
 // when the section ends.
 TEST(CriticalSection, ATickInsideIsDeferredAndHonouredWhenItEnds) {
-    const time_slice_for_test slice(200us);
+    const preemption_for_test preemption(200us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     long other_inside = -1;
@@ -297,7 +284,7 @@ TEST(CriticalSection, ATickInsideIsDeferredAndHonouredWhenItEnds) {
 // ticks would silently stop. Every thread, however it was resumed, must
 // run with SIGALRM unblocked.
 TEST(SignalMask, NoThreadRunsOrEndsWithSigalrmBlocked) {
-    const time_slice_for_test slice(100us);
+    const preemption_for_test preemption(100us);
     constexpr int n = 6;
     std::atomic<int> blocked_seen{0};
     std::atomic<std::uint64_t> preemptions{0};
@@ -325,7 +312,7 @@ TEST(SignalMask, NoThreadRunsOrEndsWithSigalrmBlocked) {
 // not switch threads there: the other thread would run with that signal
 // blocked, and the handler would be suspended midway. The tick waits.
 TEST(SignalMask, NoSwitchInsideAnotherSignalsHandler) {
-    const time_slice_for_test slice(200us);
+    const preemption_for_test preemption(200us);
     static std::atomic<long>* other_counter = nullptr;
     static long other_during_handler = -1;
     struct sigaction action {
@@ -358,7 +345,7 @@ TEST(SignalMask, NoSwitchInsideAnotherSignalsHandler) {
 // Why: preemption off (a slice of 0) is phase 2's cooperative scheduling:
 // a spinning thread keeps the CPU until it yields.
 TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
-    const time_slice_for_test slice(0us);
+    const preemption_for_test preemption(0us);
     EXPECT_EQ(gt::time_slice(), 0us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
@@ -434,7 +421,7 @@ TEST(LibraryCode, AllocatingAndPrintingThreadsUnderAShortSliceNeverDeadlock) {
 // values, cleanup handlers — keeps working when ticks land in the middle
 // of it.
 TEST(PhaseTwoFeatures, SleepJoinTlsAndCleanupWorkUnderPreemption) {
-    const time_slice_for_test slice(100us);
+    const preemption_for_test preemption(100us);
     std::atomic<bool> stop{false};
     std::atomic<long> noise{0};
     gt::thread spinner([&] { spin_until(stop, noise); });  // keeps ticks switching
@@ -472,9 +459,7 @@ TEST(PhaseTwoFeatures, SleepJoinTlsAndCleanupWorkUnderPreemption) {
 // another waits — here inside a disable_preemption region — is reported
 // once, by name and id, and not stopped.
 TEST(StallDetector, AStallIsReportedOnceWithNameIdAndDuration) {
-    const time_slice_for_test slice(1ms);
-    const auto old_threshold = gt::stall_threshold();
-    gt::set_stall_threshold(20ms);
+    const preemption_for_test preemption(1ms, 20ms);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     bool finished = false;
@@ -496,7 +481,6 @@ TEST(StallDetector, AStallIsReportedOnceWithNameIdAndDuration) {
     hog.join();
     waiter.join();
     const std::string err = testing::internal::GetCapturedStderr();
-    gt::set_stall_threshold(old_threshold);
     EXPECT_TRUE(finished);
     const std::regex report(
         "gt: stall: thread " + hog_id +
@@ -512,9 +496,7 @@ TEST(StallDetector, AStallIsReportedOnceWithNameIdAndDuration) {
 // Why: with preemption off the detector still watches (at the default
 // slice's rate), and says why the thread could not be preempted.
 TEST(StallDetector, WithPreemptionOffAHogIsReportedToo) {
-    const time_slice_for_test slice(0us);
-    const auto old_threshold = gt::stall_threshold();
-    gt::set_stall_threshold(30ms);
+    const preemption_for_test preemption(0us, 30ms);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     testing::internal::CaptureStderr();
@@ -526,27 +508,23 @@ TEST(StallDetector, WithPreemptionOffAHogIsReportedToo) {
     hog.join();
     waiter.join();
     const std::string err = testing::internal::GetCapturedStderr();
-    gt::set_stall_threshold(old_threshold);
     EXPECT_NE(err.find("\"cooperative-hog\" has run for "), std::string::npos) << err;
     EXPECT_NE(err.find("because preemption is off; it is not stopped"), std::string::npos) << err;
 }
 
 // Why: a thread alone at its level is not stalling anybody: no report.
 TEST(StallDetector, NoReportWhenNobodyWaits) {
-    const time_slice_for_test slice(0us);
-    const auto old_threshold = gt::stall_threshold();
-    gt::set_stall_threshold(20ms);
+    const preemption_for_test preemption(0us, 20ms);
     testing::internal::CaptureStderr();
     gt::thread alone([] { spin_for(60ms); });
     alone.join();
     const std::string err = testing::internal::GetCapturedStderr();
-    gt::set_stall_threshold(old_threshold);
     EXPECT_EQ(err, "");
 }
 
 // Why: the dump shows the accounting: CPU time, switches, preemptions.
 TEST(Accounting, TheDumpShowsCpuTimeSwitchesAndPreemptions) {
-    const time_slice_for_test slice(1ms);
+    const preemption_for_test preemption(1ms);
     std::atomic<bool> stop{false};
     std::atomic<long> a{0}, b{0};
     gt::thread one({.name = "spinner-one"}, [&] { spin_until(stop, a); });

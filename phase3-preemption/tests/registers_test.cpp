@@ -61,6 +61,8 @@
 
 #include <gtest/gtest.h>
 
+#include "preemption_for_test.hpp"
+
 extern "C" void gt_test_hold_registers(const std::uint64_t* in, std::uint64_t iterations, int use_avx,
                                        std::uint64_t* out);
 
@@ -103,22 +105,6 @@ std::uint64_t splitmix64(std::uint64_t& state) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-
-// The time slice of this OS thread for the duration of a test: 100 us, as
-// the phase's test environment, but set here so the test does not depend on
-// GT_TIME_SLICE_US; the previous slice comes back at the end.
-class time_slice_for_test {
-public:
-    explicit time_slice_for_test(std::chrono::microseconds slice) : previous_(gt::time_slice()) {
-        gt::set_time_slice(slice);
-    }
-    ~time_slice_for_test() { gt::set_time_slice(previous_); }
-    time_slice_for_test(const time_slice_for_test&) = delete;
-    time_slice_for_test& operator=(const time_slice_for_test&) = delete;
-
-private:
-    std::chrono::microseconds previous_;
-};
 
 struct holder_result {
     std::uint64_t calls = 0;
@@ -236,7 +222,7 @@ struct holder_spec {
 // Runs one green thread per spec at once, at a 100 us slice, and asserts
 // that each kept every register and was preempted often enough.
 void run_holders(const std::vector<holder_spec>& specs) {
-    const time_slice_for_test slice(std::chrono::microseconds(100));
+    const preemption_for_test preemption(std::chrono::microseconds(100));
     std::vector<holder_result> results(specs.size());
     std::atomic<std::size_t> unfinished{specs.size()};
     const auto start = std::chrono::steady_clock::now();

@@ -40,32 +40,12 @@
 
 #include <gtest/gtest.h>
 
+#include "preemption_for_test.hpp"
+
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-// Sets the calling OS thread's time slice (and stall threshold) for one
-// test, then puts the old ones back.
-class preemption_for_test {
-public:
-    explicit preemption_for_test(std::chrono::microseconds slice,
-                                 std::optional<std::chrono::milliseconds> stall = std::nullopt)
-        : old_slice_(gt::time_slice()), old_stall_(gt::stall_threshold()) {
-        gt::set_time_slice(slice);
-        if (stall) gt::set_stall_threshold(*stall);
-    }
-    ~preemption_for_test() {
-        gt::set_stall_threshold(old_stall_);
-        gt::set_time_slice(old_slice_);
-    }
-    preemption_for_test(const preemption_for_test&) = delete;
-    preemption_for_test& operator=(const preemption_for_test&) = delete;
-
-private:
-    std::chrono::microseconds old_slice_;
-    std::chrono::milliseconds old_stall_;
-};
 
 bool sigalrm_blocked() {
     sigset_t mask;
