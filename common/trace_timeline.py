@@ -6,7 +6,7 @@
 One row per green thread (and one for the OS thread's idle time); a bar
 for every stretch a thread held the CPU ("run" events), coloured by the
 thread's priority, with a tick at its end coloured by how it ended (time
-slice used, yield, preempted by a higher priority, blocked); markers for
+slice used, yield, outranked by a higher priority, blocked); markers for
 create, block, wake, priority change and finish. Below, the same stretches
 in order (the first 60), labelled. Uses matplotlib (Debian: python3-matplotlib), so run it with the
 system Python, /usr/bin/python3.
@@ -31,7 +31,7 @@ MARKERS = {  # instant event -> (marker, colour, label)
 ENDINGS = {  # "ended by" of a run -> (colour, label); others: blocked
     "time slice": ("#0072B2", "ended: time slice used (timer)"),
     "yield": ("#009E73", "ended: yield"),
-    "preempted": ("#CC79A7", "ended: higher priority READY"),
+    "outranked": ("#CC79A7", "ended: outranked (higher priority READY)"),
 }
 BLOCKED = ("#D55E00", "ended: blocked / finished")
 SHOWN_IN_ORDER = 60

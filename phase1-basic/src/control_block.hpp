@@ -1,11 +1,14 @@
 // The thread control block (TCB): everything the runtime knows about one
-// green thread, and the intrusive run queue that links TCBs together.
+// green thread, the one function that changes its state, and the intrusive
+// run queue that links TCBs together.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <source_location>
 
 #include "gt/thread.hpp"
+#include "invariant.hpp"
 #include "stack.hpp"
 
 namespace gt::detail {
@@ -26,20 +29,45 @@ enum class thread_state : std::uint8_t {
 /// "READY", "RUNNING" or "FINISHED".
 const char* to_string(thread_state state) noexcept;
 
+/// Why a thread left RUNNING: the edges out of RUNNING above. The
+/// scheduler's stop_running takes one; the diagnostics report it.
+enum class stop_reason : std::uint8_t {
+    yield,          ///< it called yield: to the back of its run queue
+    finished,       ///< its function returned: FINISHED
+};
+
+/// Which intrusive list a thread's `next` link is on. A thread is on at most
+/// one list at a time; each list asserts it when it links a thread in.
+enum class on_list : std::uint8_t { none, run_queue };
+
+/// "no list" or "a run queue".
+const char* to_string(on_list list) noexcept;
+
+/// Fields are grouped by who may touch them, as xv6 groups struct proc's.
 struct control_block {
+    // ---- Saved and restored by switch_to; meaningless while RUNNING. ----
     /// Saved stack pointer, pointing at the frame gt_switch_context left
-    /// (layout in arch/context_x86_64.h). Written by gt_switch_context when
-    /// the thread stops running, read when it resumes; meaningless while
-    /// RUNNING.
+    /// (layout in arch/context_x86_64.h).
     void* sp = nullptr;
-    /// Set when the thread is created, then changed only by the scheduler
-    /// (switch_to, yield, finish_running).
+    /// AddressSanitizer's fake-stack handle.
+    void* asan_fake_stack = nullptr;
+    /// The C++ runtime's exception state (exceptions being handled, count
+    /// of exceptions in flight), which it keeps per OS thread. See switch_to.
+    void* caught_exceptions = nullptr;
+    unsigned int uncaught_exceptions = 0;
+
+    // ---- Changed only by the scheduler. ----
+    /// Changed only by change_state, which asserts the state it leaves.
     thread_state state = thread_state::ready;
-    /// Process-unique, never reused; see allocate_thread_id().
-    std::uint64_t id = 0;
+    /// Which list `next` links it into; set and checked by the lists.
+    on_list list = on_list::none;
     /// Next thread in the run queue; used only while READY. Intrusive, so
     /// enqueueing allocates nothing.
     control_block* next = nullptr;
+
+    // ---- Set when the thread is made, then only read. ----
+    /// Process-unique, never reused; see allocate_thread_id().
+    std::uint64_t id = 0;
     /// The scheduler whose run queue this thread uses; join() checks it.
     scheduler* owner = nullptr;
     /// The callable and its arguments; owned, deleted on the thread itself
@@ -52,17 +80,27 @@ struct control_block {
     /// thread's for main): told to AddressSanitizer at each switch.
     const void* stack_bottom = nullptr;
     std::size_t stack_size = 0;
-    /// AddressSanitizer's fake-stack handle, kept while switched out.
-    void* asan_fake_stack = nullptr;
-    /// The C++ runtime's exception state (exceptions being handled, count
-    /// of exceptions in flight), which it keeps per OS thread: saved here
-    /// while the thread is switched out. See switch_to.
-    void* caught_exceptions = nullptr;
-    unsigned int uncaught_exceptions = 0;
 };
 
+/// Reports that `t` was about to go from `from` to `to` but is in another
+/// state, and aborts (diagnostics.cpp).
+[[noreturn]] void wrong_state(const control_block& t, thread_state from, thread_state to,
+                              const std::source_location& where) noexcept;
+
+/// The one place where a thread's state changes. Checks that `t` is in
+/// `from` (the report names the thread, the state it is in and the one it
+/// should have been in), then moves it to `to`.
+inline void change_state(control_block& t, thread_state from, thread_state to,
+                         [[maybe_unused]] std::source_location where = std::source_location::current()) noexcept {
+#if !defined(NDEBUG)
+    if (t.state != from) wrong_state(t, from, to, where);
+#endif
+    t.state = to;
+}
+
 /// FIFO of READY threads linked through control_block::next.
-/// push_back and pop_front are O(1) and allocate nothing.
+/// push_back and pop_front are O(1) and allocate nothing. The queue owns
+/// the thread's membership mark (`list`) and asserts it.
 class run_queue {
 public:
     run_queue() noexcept = default;
@@ -72,6 +110,7 @@ public:
     bool empty() const noexcept { return head_ == nullptr; }
 
     void push_back(control_block* t) noexcept {
+        link_in(t);
         t->next = nullptr;
         *tail_ = t;
         tail_ = &t->next;
@@ -81,13 +120,22 @@ public:
     control_block* pop_front() noexcept {
         control_block* t = head_;
         if (t == nullptr) return nullptr;
+        GT_INVARIANT_ON(t->list == on_list::run_queue && t->state == thread_state::ready, *t,
+                        "a thread in a run queue is READY and marked as being there");
         head_ = t->next;
         if (head_ == nullptr) tail_ = &head_;
         t->next = nullptr;
+        t->list = on_list::none;
         return t;
     }
 
 private:
+    static void link_in(control_block* t) noexcept {
+        GT_INVARIANT_ON(t->state == thread_state::ready, *t, "only READY threads join a run queue");
+        GT_INVARIANT_ON(t->list == on_list::none, *t, "a thread is on at most one list");
+        t->list = on_list::run_queue;
+    }
+
     control_block* head_ = nullptr;
     control_block** tail_ = &head_;  // where the next push_back links in
 };

@@ -1,14 +1,10 @@
+// The scheduler's core: the policy (pick_next), the run queue, and every
+// change of a thread's state: in through make_ready, out of RUNNING
+// through stop_running, into RUNNING through switch_to.
 #include "scheduler.hpp"
 
-#include <pthread.h>
-
-#include <cxxabi.h>
-
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
-#include <exception>
-#include <mutex>
 
 #include "context.hpp"
 #include "invariant.hpp"
@@ -21,126 +17,36 @@ std::uint64_t allocate_thread_id() noexcept {
     return next_id.fetch_add(1, std::memory_order_relaxed);
 }
 
-const char* to_string(thread_state state) noexcept {
-    switch (state) {
-        case thread_state::ready: return "READY";
-        case thread_state::running: return "RUNNING";
-        case thread_state::finished: return "FINISHED";
-    }
-    return "?";
-}
-
-void invariant_failed(const char* what, const char* file, int line) noexcept {
-    std::fprintf(stderr, "gt: invariant broken: %s (%s:%d)\n", what, file, line);
-    std::abort();
-}
-
-namespace {
-
-// A plain pointer, constant-initialised, so that reading it is safe from
-// anywhere: a terminate handler, a signal handler.
-thread_local scheduler* this_os_threads_scheduler = nullptr;
-
-std::terminate_handler previous_terminate_handler = nullptr;
-
-// Installed once per process: when std::terminate runs on a green thread
-// with an exception active (typically one that escaped the thread's
-// function), say which thread before the previous handler (libstdc++'s
-// prints the exception) ends the process.
-[[noreturn]] void name_the_thread_then_terminate() {
-    const scheduler* sched = scheduler::current_if_any();
-    const control_block* t = sched != nullptr ? sched->running() : nullptr;
-    if (t != nullptr && t->stack.size() != 0 && std::current_exception() != nullptr) {
-        std::fprintf(stderr,
-                     "gt: std::terminate in gt::thread %llu, with an exception active (typically one that "
-                     "escaped the thread's function)\n",
-                     static_cast<unsigned long long>(t->id));
-    }
-    if (previous_terminate_handler != nullptr) previous_terminate_handler();
-    std::abort();
-}
-
-}  // namespace
-
-namespace {
-
-// Ends an OS thread's scheduler when the OS thread ends (the destructor of a
-// thread_local object runs then). A scheduler that still has green threads
-// to run is abandoned instead of destroyed: they can never run again, but
-// code that runs later in the process's exit (static destructors) may
-// still hold and join them.
-struct scheduler_owner {
-    scheduler* owned = nullptr;
-    ~scheduler_owner() {
-        if (owned != nullptr) owned->os_thread_exiting();
-    }
-};
-
-thread_local scheduler_owner owner;
-thread_local bool constructing = false;
-
-}  // namespace
-
-scheduler& scheduler::current() noexcept {
-    if (scheduler* s = this_os_threads_scheduler) return *s;
-    if (constructing) {
-        // Only a signal handler can get here: it interrupted the first gt
-        // call on this OS thread, and building a second scheduler (which
-        // allocates) from a handler would corrupt the heap.
-        std::fputs("gt: called from a signal handler while gt was starting on this OS thread; "
-                   "gt functions are not async-signal-safe\n",
-                   stderr);
-        std::abort();
-    }
-    constructing = true;
-    owner.owned = new scheduler;  // its constructor sets this_os_threads_scheduler
-    constructing = false;
-    return *owner.owned;
-}
-
-scheduler* scheduler::current_if_any() noexcept { return this_os_threads_scheduler; }
-
-scheduler::scheduler() noexcept : running_(&main_) {
-    main_.id = allocate_thread_id();
-    main_.state = thread_state::running;
-    main_.owner = this;
-    // The OS thread's own stack, for AddressSanitizer's switch annotations.
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        void* addr = nullptr;
-        std::size_t size = 0;
-        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-            main_.stack_bottom = addr;
-            main_.stack_size = size;
-        }
-        pthread_attr_destroy(&attr);
-    }
-    eh_globals_ = abi::__cxa_get_globals();  // this OS thread's, for as long as it lives
-    this_os_threads_scheduler = this;
-    static std::once_flag once;
-    std::call_once(once, [] { previous_terminate_handler = std::set_terminate(name_the_thread_then_terminate); });
-}
-
-scheduler::~scheduler() { this_os_threads_scheduler = nullptr; }
-
-void scheduler::os_thread_exiting() noexcept {
-    if (has_ready()) return;  // threads that never finished: abandon, see scheduler_owner
-    delete this;
-}
-
 void scheduler::make_ready(control_block* t) noexcept {
-    GT_INVARIANT(t->state == thread_state::ready, "a thread made READY is in state READY");
     t->owner = this;
-    run_queue_.push_back(t);
+    run_queue_.push_back(t);  // asserts it is READY
 }
 
 control_block* scheduler::pick_next() noexcept { return run_queue_.pop_front(); }
 
+void scheduler::stop_running(stop_reason why) noexcept {
+    control_block* self = running_;
+    switch (why) {
+        case stop_reason::yield:          // round robin: behind the others
+            change_state(*self, thread_state::running, thread_state::ready);
+            run_queue_.push_back(self);
+            switch_to(pick_next());
+            return;
+        case stop_reason::finished:
+            change_state(*self, thread_state::running, thread_state::finished);
+            switch_away();
+            return;
+    }
+}
+
 void scheduler::yield() noexcept {
+    if (run_queue_.empty()) return;  // nobody else is READY: keep running
+    stop_running(stop_reason::yield);
+}
+
+void scheduler::switch_away() noexcept {
     control_block* next = pick_next();
-    if (next == nullptr) return;  // nobody else is READY: keep running
-    running_->state = thread_state::ready;
-    run_queue_.push_back(running_);
+    GT_INVARIANT_ON(next != nullptr, *running_, "a thread that stops for good finds a READY thread to switch to");
     switch_to(next);
 }
 
@@ -169,10 +75,10 @@ void swap_exception_state(void* eh_globals, control_block* prev, control_block* 
 
 void scheduler::switch_to(control_block* next) noexcept {
     control_block* prev = running_;
-    GT_INVARIANT(next != prev, "a thread never switches to itself");
-    GT_INVARIANT(next->state == thread_state::ready, "only a READY thread is switched to");
-    GT_INVARIANT(prev->state != thread_state::running, "the caller moved the leaving thread out of RUNNING");
-    next->state = thread_state::running;
+    GT_INVARIANT_ON(next != prev, *next, "a thread never switches to itself");
+    GT_INVARIANT_ON(next->list == on_list::none, *next, "the thread switched to was taken off its run queue");
+    GT_INVARIANT_ON(prev->state != thread_state::running, *prev, "stop_running moved the leaving thread out of RUNNING");
+    change_state(*next, thread_state::ready, thread_state::running);
     running_ = next;
     swap_exception_state(eh_globals_, prev, next);
     // A FINISHED thread never comes back: let ASan free its fake stack.
@@ -186,12 +92,9 @@ void scheduler::switch_to(control_block* next) noexcept {
 void scheduler::thread_started() noexcept { sanitizers::finish_switch(nullptr); }
 
 void scheduler::finish_running() noexcept {
-    running_->state = thread_state::finished;
-    control_block* next = pick_next();
-    // Whoever will join this thread is READY (join waits by yielding).
-    GT_INVARIANT(next != nullptr, "a finishing thread finds a READY thread to switch to");
-    switch_to(next);
-    GT_INVARIANT(false, "a FINISHED thread is never resumed");
+    control_block* self = running_;
+    stop_running(stop_reason::finished);
+    GT_INVARIANT_ON(false, *self, "a FINISHED thread is never resumed");
     std::abort();
 }
 

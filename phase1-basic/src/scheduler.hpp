@@ -1,5 +1,10 @@
 // The scheduler: one per OS thread. It owns the run queue and knows which
 // thread is RUNNING; every switch between green threads goes through it.
+//
+// Its code is split by concern:
+//   scheduler.cpp    the policy, the run queue and every change of state
+//   os_thread.cpp    adopting the OS thread, and the end of its life
+//   diagnostics.cpp  names of states, broken invariants
 #pragma once
 
 #include <cstdint>
@@ -51,23 +56,38 @@ public:
     [[noreturn]] void finish_running() noexcept;
 
 private:
-    // pick_next and switch_to are inlined into every caller (always_inline):
-    // a yield is a few dozen instructions, and calls and returns around the
-    // switch are a measurable share of it (see the walkthrough's numbers).
+    // pick_next, switch_to and stop_running are inlined into every caller
+    // (always_inline): a yield is a few dozen instructions, and calls and
+    // returns around the switch are a measurable share of it (see the
+    // walkthrough's numbers).
     scheduler() noexcept;
 
     /// The scheduling policy: which READY thread runs next (nullptr: none).
     /// Round robin: the one that has waited longest.
     [[gnu::always_inline]] inline control_block* pick_next() noexcept;
 
+    /// The one way out of RUNNING: the running thread stops for `why`,
+    /// which says where it goes (the back of the run queue, FINISHED), and
+    /// the next thread runs. Returns when the thread runs again (never for
+    /// `finished`).
+    [[gnu::always_inline]] inline void stop_running(stop_reason why) noexcept;
+
     /// Makes `next` RUNNING and switches to it from the running thread,
-    /// whose state the caller has already set (READY or FINISHED). Returns
-    /// when some later switch_to resumes the caller.
+    /// which stop_running has already moved out of RUNNING. Returns when
+    /// some later switch_to resumes the caller.
     [[gnu::always_inline]] inline void switch_to(control_block* next) noexcept;
 
+    /// The running thread has left RUNNING and is on no run queue: run the
+    /// next thread. There always is one: whoever will join a finishing
+    /// thread waits by yielding, so it is READY.
+    void switch_away() noexcept;
+
+    // ---- The threads: changed only by the scheduler. ----
     run_queue run_queue_;
     control_block main_;         // the adopted OS-thread flow
     control_block* running_;     // exactly one RUNNING thread at any time
+
+    // ---- Set up by the constructor for the OS thread's lifetime. ----
     void* eh_globals_;           // the C++ runtime's exception state for this OS thread
 };
 

@@ -61,7 +61,6 @@ detail::control_block* thread::start(const attributes& attrs, std::unique_ptr<de
     detail::sanitizers::unpoison(tcb->stack.bottom(), tcb->stack.size());
     tcb->sp = detail::make_context(tcb->stack.top(), &detail::thread_main, tcb.get());
     tcb->entry = entry.release();
-    tcb->state = detail::thread_state::ready;
     sched.make_ready(tcb.get());
     return tcb.release();
 }

@@ -1,5 +1,6 @@
 // The thread control block (TCB): everything the runtime knows about one
-// green thread, and the intrusive run queue that links TCBs together.
+// green thread, the one function that changes its state, and the intrusive
+// lists that link TCBs together (run queues, the timer list).
 #pragma once
 
 #include <array>
@@ -8,11 +9,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <vector>
 
 #include "gt/thread.hpp"
 #include "gt/thread_specific_ptr.hpp"
+#include "invariant.hpp"
 #include "stack.hpp"
 
 namespace gt::detail {
@@ -23,7 +26,7 @@ class scheduler;
 ///
 ///   READY --(picked by the scheduler)--> RUNNING --(returns, exit())--> FINISHED
 ///     ^  ^                                 |  |
-///     |  +------(yields, preempted)--------+  |
+///     |  +------(yields, outranked)--------+  |
 ///     +--(woken)-- BLOCKED <--(joins, sleeps)-+
 ///
 /// (A sleeper whose time comes while the OS thread idles on its own stack
@@ -38,6 +41,19 @@ enum class thread_state : std::uint8_t {
 /// "READY", "RUNNING", "FINISHED" or "BLOCKED".
 const char* to_string(thread_state state) noexcept;
 
+/// Why a thread left RUNNING: the edges out of RUNNING above. The
+/// scheduler's stop_running takes one; the diagnostics report it.
+enum class stop_reason : std::uint8_t {
+    yield,          ///< it called yield: to the back of its run queue
+    outranked,      ///< a thread of higher priority became READY: to the front
+    join,           ///< it waits for another thread to finish: BLOCKED
+    sleep,          ///< it waits for its wake_time: BLOCKED
+    finished,       ///< its function returned: FINISHED
+};
+
+/// "yield", "outranked", "join", "sleep" or "finished".
+const char* to_string(stop_reason why) noexcept;
+
 /// What a BLOCKED thread waits for.
 enum class wait_reason : std::uint8_t {
     none,   ///< not blocked
@@ -49,8 +65,11 @@ enum class wait_reason : std::uint8_t {
 const char* to_string(wait_reason reason) noexcept;
 
 /// Which intrusive list a thread's `next` link is on. A thread is on at most
-/// one list at a time; the scheduler asserts it.
+/// one list at a time; each list asserts it when it links a thread in.
 enum class on_list : std::uint8_t { none, run_queue, timer_list };
+
+/// "no list", "a run queue" or "the timer list".
+const char* to_string(on_list list) noexcept;
 
 /// One thread-specific value of a thread: which thread_specific_ptr (key)
 /// it belongs to and how to destroy it.
@@ -60,23 +79,30 @@ struct tls_slot {
     std::shared_ptr<tls_cleanup> cleanup;  // shared: outlives the thread_specific_ptr if needed
 };
 
+/// Fields are grouped by who may touch them, as xv6 groups struct proc's.
 struct control_block {
+    // ---- Saved and restored by switch_to; meaningless while RUNNING. ----
     /// Saved stack pointer, pointing at the frame gt_switch_context left
-    /// (layout in arch/context_x86_64.h). Written by gt_switch_context when
-    /// the thread stops running, read when it resumes; meaningless while
-    /// RUNNING.
+    /// (layout in arch/context_x86_64.h).
     void* sp = nullptr;
-    /// Set when the thread is created, then changed only by the scheduler,
-    /// inside its critical section.
+    /// AddressSanitizer's fake-stack handle.
+    void* asan_fake_stack = nullptr;
+    /// The C++ runtime's exception state (exceptions being handled, count
+    /// of exceptions in flight), which it keeps per OS thread. See switch_to.
+    void* caught_exceptions = nullptr;
+    unsigned int uncaught_exceptions = 0;
+
+    // ---- Changed only by the scheduler, inside its critical section. ----
+    /// Changed only by change_state, which asserts the state it leaves.
     thread_state state = thread_state::ready;
+    /// Why its last run ended (set by stop_running); read once it has run.
+    stop_reason stopped_for = stop_reason::yield;
     /// Why the thread is BLOCKED; wait_reason::none otherwise.
     wait_reason waiting_for = wait_reason::none;
-    /// Which list `next` links it into; checked on every insertion.
+    /// Which list `next` links it into; set and checked by the lists.
     on_list list = on_list::none;
     /// lowest_priority..highest_priority; selects its run queue.
     int priority = default_priority;
-    /// Process-unique, never reused; see allocate_thread_id().
-    std::uint64_t id = 0;
     /// Next thread in a run queue (READY) or on the timer list (sleeping).
     /// Intrusive, so enqueueing allocates nothing.
     control_block* next = nullptr;
@@ -91,17 +117,20 @@ struct control_block {
     bool detached = false;
     /// While sleeping: when to wake, in ns on CLOCK_MONOTONIC.
     std::int64_t wake_time = 0;
-    /// Empty: the default "thread-<id>" (built only when asked for).
+    /// Empty: the default "thread-<id>" (built only when asked for). A
+    /// signal handler may read it (report::thread), so it changes only
+    /// inside a critical section.
     std::string name;
+
+    // ---- Owned by the thread itself: only it reads or writes them. ----
     /// Cleanup handlers, run last-pushed first when the thread finishes.
     std::vector<std::function<void()>> cleanup_handlers;
     /// Values of thread_specific_ptr objects set by this thread.
     std::vector<tls_slot> tls;
-    /// When the thread last started running, in ns (for the trace).
-    std::int64_t run_start = 0;
-    /// It left RUNNING because a thread of higher priority became READY
-    /// (for the trace); cleared when it runs again.
-    bool preempted = false;
+
+    // ---- Set when the thread is made, then only read. ----
+    /// Process-unique, never reused; see allocate_thread_id().
+    std::uint64_t id = 0;
     /// The scheduler whose run queue this thread uses; join() checks it.
     scheduler* owner = nullptr;
     /// The callable and its arguments; owned, deleted on the thread itself
@@ -114,21 +143,36 @@ struct control_block {
     /// thread's for main): told to AddressSanitizer at each switch.
     const void* stack_bottom = nullptr;
     std::size_t stack_size = 0;
-    /// AddressSanitizer's fake-stack handle, kept while switched out.
-    void* asan_fake_stack = nullptr;
-    /// The C++ runtime's exception state (exceptions being handled, count
-    /// of exceptions in flight), which it keeps per OS thread: saved here
-    /// while the thread is switched out. See switch_to.
-    void* caught_exceptions = nullptr;
-    unsigned int uncaught_exceptions = 0;
+
+    // ---- Diagnostics only (dump, trace, gt::debug): nothing decides on them. ----
+    /// When the thread last started running, in ns (for the trace); -1
+    /// once that run has been recorded.
+    std::int64_t run_start = 0;
 };
+
+/// Reports that `t` was about to go from `from` to `to` but is in another
+/// state, and aborts (diagnostics.cpp).
+[[noreturn]] void wrong_state(const control_block& t, thread_state from, thread_state to,
+                              const std::source_location& where) noexcept;
+
+/// The one place where a thread's state changes. Checks that `t` is in
+/// `from` (the report names the thread, the state it is in and the one it
+/// should have been in), then moves it to `to`.
+inline void change_state(control_block& t, thread_state from, thread_state to,
+                         [[maybe_unused]] std::source_location where = std::source_location::current()) noexcept {
+#if !defined(NDEBUG)
+    if (t.state != from) wrong_state(t, from, to, where);
+#endif
+    t.state = to;
+}
 
 /// Destroys every thread-specific value of `t` (tls.cpp); run on `t`
 /// itself when it finishes, after its cleanup handlers.
 void run_tls_destructors(control_block& t) noexcept;
 
-/// FIFO of threads linked through control_block::next.
-/// push_back, push_front and pop_front are O(1) and allocate nothing.
+/// FIFO of READY threads linked through control_block::next.
+/// push_back, push_front and pop_front are O(1) and allocate nothing. The
+/// queue owns the thread's membership mark (`list`) and asserts it.
 class run_queue {
 public:
     run_queue() noexcept = default;
@@ -138,12 +182,14 @@ public:
     bool empty() const noexcept { return head_ == nullptr; }
 
     void push_back(control_block* t) noexcept {
+        link_in(t);
         t->next = nullptr;
         *tail_ = t;
         tail_ = &t->next;
     }
 
     void push_front(control_block* t) noexcept {
+        link_in(t);
         t->next = head_;
         head_ = t;
         if (t->next == nullptr) tail_ = &t->next;
@@ -152,24 +198,35 @@ public:
     /// Unlinks `t`, which must be in this queue. O(length): used only when a
     /// READY thread changes priority.
     void remove(control_block* t) noexcept {
+        GT_INVARIANT_ON(t->list == on_list::run_queue, *t, "only a thread in a run queue is removed from one");
         control_block** link = &head_;
         while (*link != t) link = &(*link)->next;
         *link = t->next;
         if (*link == nullptr) tail_ = link;
         t->next = nullptr;
+        t->list = on_list::none;
     }
 
     /// The front thread, removed from the queue; nullptr if empty.
     control_block* pop_front() noexcept {
         control_block* t = head_;
         if (t == nullptr) return nullptr;
+        GT_INVARIANT_ON(t->list == on_list::run_queue && t->state == thread_state::ready, *t,
+                        "a thread in a run queue is READY and marked as being there");
         head_ = t->next;
         if (head_ == nullptr) tail_ = &head_;
         t->next = nullptr;
+        t->list = on_list::none;
         return t;
     }
 
 private:
+    static void link_in(control_block* t) noexcept {
+        GT_INVARIANT_ON(t->state == thread_state::ready, *t, "only READY threads join a run queue");
+        GT_INVARIANT_ON(t->list == on_list::none, *t, "a thread is on at most one list");
+        t->list = on_list::run_queue;
+    }
+
     control_block* head_ = nullptr;
     control_block** tail_ = &head_;  // where the next push_back links in
 };
@@ -194,7 +251,7 @@ public:
         bitmap_ |= 1u << t->priority;
     }
 
-    /// For a preempted thread: it resumes before the others of its level.
+    /// For an outranked thread: it resumes before the others of its level.
     void push_front(control_block* t) noexcept {
         queues_[t->priority].push_front(t);
         bitmap_ |= 1u << t->priority;
@@ -217,6 +274,43 @@ public:
 private:
     std::array<run_queue, levels> queues_;
     std::uint32_t bitmap_ = 0;
+};
+
+/// Sleepers linked through control_block::next, sorted by wake_time, FIFO
+/// among equal deadlines. Insertion is O(n), the earliest is O(1). Owns the
+/// membership mark like run_queue.
+class timer_list {
+public:
+    bool empty() const noexcept { return head_ == nullptr; }
+
+    /// The earliest sleeper; only if !empty().
+    const control_block* front() const noexcept { return head_; }
+
+    /// Links in a BLOCKED thread whose wake_time is set, after every sleeper
+    /// with the same deadline.
+    void insert(control_block* t) noexcept {
+        GT_INVARIANT_ON(t->state == thread_state::blocked, *t, "only BLOCKED threads sleep on the timer list");
+        GT_INVARIANT_ON(t->list == on_list::none, *t, "a thread is on at most one list");
+        control_block** link = &head_;
+        while (*link != nullptr && (*link)->wake_time <= t->wake_time) link = &(*link)->next;
+        t->next = *link;
+        *link = t;
+        t->list = on_list::timer_list;
+    }
+
+    /// The earliest sleeper if its wake_time is at or before `now_ns`,
+    /// removed from the list; else nullptr.
+    control_block* pop_due(std::int64_t now_ns) noexcept {
+        control_block* t = head_;
+        if (t == nullptr || t->wake_time > now_ns) return nullptr;
+        head_ = t->next;
+        t->next = nullptr;
+        t->list = on_list::none;
+        return t;
+    }
+
+private:
+    control_block* head_ = nullptr;
 };
 
 }  // namespace gt::detail

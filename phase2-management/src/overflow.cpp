@@ -6,9 +6,9 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 
+#include "report.hpp"
 #include "scheduler.hpp"
 
 namespace gt::detail::overflow {
@@ -16,22 +16,6 @@ namespace {
 
 constexpr std::size_t alt_stack_size = 64 * 1024;
 struct sigaction previous_action;  // whoever handled SIGSEGV before us
-
-// Async-signal-safe output: write(2) only, numbers formatted by hand.
-void put(const char* text) noexcept { (void)!::write(STDERR_FILENO, text, std::strlen(text)); }
-
-void put_number(std::uint64_t value) noexcept {
-    char digits[24];
-    int n = 0;
-    do {
-        digits[n++] = static_cast<char>('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    char text[24];
-    for (int i = 0; i < n; ++i) text[i] = digits[n - 1 - i];
-    text[n] = '\0';
-    put(text);
-}
 
 void pass_on(int sig, siginfo_t* info, void* context) noexcept {
     if (previous_action.sa_flags & SA_SIGINFO) {
@@ -52,20 +36,13 @@ void on_segv(int sig, siginfo_t* info, void* context) {
     if (t != nullptr && t->stack.size() != 0 &&
         addr >= reinterpret_cast<std::uintptr_t>(t->stack.guard_begin()) &&
         addr < reinterpret_cast<std::uintptr_t>(t->stack.bottom())) {
-        put("gt: \"");
-        // name_of would allocate; the stored name (or its default) is enough.
-        if (t->name.empty()) {
-            put("thread-");
-            put_number(t->id);
-        } else {
-            (void)!::write(STDERR_FILENO, t->name.data(), t->name.size());
-        }
-        put("\": stack overflow in thread ");
-        put_number(t->id);
-        put(": it used all of its ");
-        put_number(t->stack.size());
-        put("-byte stack and hit the guard page below it. Give it a bigger stack "
-            "(gt::thread::attributes::stack_size) or recurse less. Aborting.\n");
+        // Async-signal-safe output only: name_of would allocate.
+        report::text("gt: stack overflow in ");
+        report::thread(*t);
+        report::text(": it used all of its ");
+        report::number(t->stack.size());
+        report::text("-byte stack and hit the guard page below it. Give it a bigger stack "
+                     "(gt::thread::attributes::stack_size) or recurse less. Aborting.\n");
         // Let an earlier handler (a sanitizer's, a test's) see the fault too.
         if ((previous_action.sa_flags & SA_SIGINFO) ||
             (previous_action.sa_handler != SIG_DFL && previous_action.sa_handler != SIG_IGN)) {

@@ -1,27 +1,17 @@
+// The scheduler's core: the policy (pick_next), the run queues, and every
+// change of a thread's state: in through make_ready and ready, out of
+// RUNNING through stop_running, into RUNNING through switch_to.
 #include "scheduler.hpp"
 
-#include <pthread.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <time.h>
-
-#include <cxxabi.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
-#include <mutex>
-#include <iomanip>
-#include <ostream>
-#include <sstream>
-#include <vector>
 
 #include "context.hpp"
 #include "invariant.hpp"
-#include "overflow.hpp"
 #include "sanitizers.hpp"
 #include "trace.hpp"
 
@@ -38,177 +28,21 @@ std::int64_t monotonic_now_ns() noexcept {
     return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-const char* to_string(thread_state state) noexcept {
-    switch (state) {
-        case thread_state::ready: return "READY";
-        case thread_state::running: return "RUNNING";
-        case thread_state::finished: return "FINISHED";
-        case thread_state::blocked: return "BLOCKED";
-    }
-    return "?";
-}
-
-const char* to_string(wait_reason reason) noexcept {
-    switch (reason) {
-        case wait_reason::none: return "-";
-        case wait_reason::join: return "join";
-        case wait_reason::sleep: return "sleep";
-    }
-    return "?";
-}
-
-void invariant_failed(const char* what, const char* file, int line) noexcept {
-    std::fprintf(stderr, "gt: invariant broken: %s (%s:%d)\n", what, file, line);
-    trace::flush();
-    std::abort();
-}
-
-namespace {
-
-// A plain pointer, constant-initialised, so that reading it is safe from
-// anywhere: a terminate handler, a signal handler.
-thread_local scheduler* this_os_threads_scheduler = nullptr;
-
-std::terminate_handler previous_terminate_handler = nullptr;
-
-// Installed once per process: when std::terminate runs on a green thread
-// with an exception active (typically one that escaped the thread's
-// function), say which thread before the previous handler (libstdc++'s
-// prints the exception) ends the process.
-[[noreturn]] void name_the_thread_then_terminate() {
-    const scheduler* sched = scheduler::current_if_any();
-    const control_block* t = sched != nullptr ? sched->running() : nullptr;
-    if (t != nullptr && t->stack.size() != 0 && std::current_exception() != nullptr) {
-        std::fprintf(stderr,
-                     "gt: \"%s\": std::terminate in gt::thread %llu, with an exception active (typically one that "
-                     "escaped the thread's function)\n",
-                     scheduler::name_of(*t).c_str(), static_cast<unsigned long long>(t->id));
-    }
-    trace::flush();
-    if (previous_terminate_handler != nullptr) previous_terminate_handler();
-    std::abort();
-}
-
-}  // namespace
-
-namespace {
-
-// Ends an OS thread's scheduler when the OS thread ends (the destructor of a
-// thread_local object runs then). A scheduler that still has green threads
-// to run is abandoned instead of destroyed: they can never run again, but
-// code that runs later in the process's exit (static destructors) may
-// still hold and join them.
-struct scheduler_owner {
-    scheduler* owned = nullptr;
-    ~scheduler_owner() {
-        if (owned != nullptr) owned->os_thread_exiting();
-    }
-};
-
-thread_local scheduler_owner owner;
-thread_local bool constructing = false;
-
-}  // namespace
-
-scheduler& scheduler::current() noexcept {
-    if (scheduler* s = this_os_threads_scheduler) return *s;
-    if (constructing) {
-        // Only a signal handler can get here: it interrupted the first gt
-        // call on this OS thread, and building a second scheduler (which
-        // allocates) from a handler would corrupt the heap.
-        std::fputs("gt: called from a signal handler while gt was starting on this OS thread; "
-                   "gt functions are not async-signal-safe\n",
-                   stderr);
-        std::abort();
-    }
-    constructing = true;
-    owner.owned = new scheduler;  // its constructor sets this_os_threads_scheduler
-    constructing = false;
-    return *owner.owned;
-}
-
-scheduler* scheduler::current_if_any() noexcept { return this_os_threads_scheduler; }
-
-scheduler::scheduler() noexcept : running_(&main_), all_threads_(&main_), all_tail_(&main_) {
-    main_.id = allocate_thread_id();
-    main_.state = thread_state::running;
-    main_.owner = this;
-    main_.name = "main";
-    // The OS thread's own stack, for AddressSanitizer's switch annotations.
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        void* addr = nullptr;
-        std::size_t size = 0;
-        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-            main_.stack_bottom = addr;
-            main_.stack_size = size;
-        }
-        pthread_attr_destroy(&attr);
-    }
-    eh_globals_ = abi::__cxa_get_globals();  // this OS thread's, for as long as it lives
-    this_os_threads_scheduler = this;
-    static std::once_flag once;
-    std::call_once(once, [] { previous_terminate_handler = std::set_terminate(name_the_thread_then_terminate); });
-    alt_stack_ = overflow::install_reporter();
-    trace::start_if_requested();
-    main_.run_start = trace::enabled ? monotonic_now_ns() : 0;
-    trace::created(main_);
-}
-
-scheduler::~scheduler() {
-    // The adopted thread never finishes; its thread-specific values die
-    // with its OS thread, as a pthread's do.
-    run_tls_destructors(main_);
-    reap_zombie();
-    overflow::remove_reporter(alt_stack_);
-    this_os_threads_scheduler = nullptr;
-}
-
-void scheduler::os_thread_exiting() noexcept {
-    reap_zombie();
-    if (thread_count_ > 1) {
-        // Abandoned, see scheduler_owner. At process exit that is expected
-        // (like detached std::threads); when a single OS thread ends, say so.
-        if (::getpid() != static_cast<pid_t>(::syscall(SYS_gettid))) {
-            std::fprintf(stderr,
-                         "gt: an OS thread is exiting with %zu green threads still alive; they will never run "
-                         "again and their stacks are not reclaimed\n",
-                         thread_count_ - 1);
-        }
-        return;
-    }
-    delete this;
-}
-
-std::string scheduler::name_of(const control_block& t) {
-    return t.name.empty() ? "thread-" + std::to_string(t.id) : t.name;
-}
-
 void scheduler::make_ready(control_block* t) noexcept {
     check_not_reentered();
     critical_section cs(*this);
-    GT_INVARIANT(t->state == thread_state::ready, "a thread made READY is in state READY");
-    GT_INVARIANT(t->list == on_list::none, "a new thread is on no list");
+    GT_INVARIANT_ON(t->list == on_list::none, *t, "a new thread is on no list");
     t->owner = this;
     t->all_prev = all_tail_;
     all_tail_->all_next = t;
     all_tail_ = t;
     ++thread_count_;
     trace::created(*t);
-    run_queues_.push_back(t);
-    t->list = on_list::run_queue;
-    if (t->priority > running_->priority) preempt_for_higher();
+    run_queues_.push_back(t);  // asserts it is READY
+    switch_if_outranked();
 }
 
-control_block* scheduler::pick_next() noexcept {
-    control_block* t = run_queues_.pop_highest();
-    if (t != nullptr) {
-        GT_INVARIANT(t->list == on_list::run_queue, "a thread in a run queue is marked as being there");
-        GT_INVARIANT(t->state == thread_state::ready, "only READY threads are in a run queue");
-        t->list = on_list::none;
-    }
-    return t;
-}
+control_block* scheduler::pick_next() noexcept { return run_queues_.pop_highest(); }
 
 void scheduler::check_not_reentered() const noexcept {
     // Kept in release builds: one compare. The scheduler's own code never
@@ -224,48 +58,67 @@ void scheduler::check_not_reentered() const noexcept {
 
 void scheduler::ready(control_block* t) noexcept {
     GT_INVARIANT(critical_depth_ > 0, "scheduler data changes only inside a critical section");
-    GT_INVARIANT(t->state == thread_state::blocked, "only a BLOCKED thread is woken");
-    GT_INVARIANT(t->list == on_list::none, "a thread is on at most one list");
-    t->state = thread_state::ready;
+    change_state(*t, thread_state::blocked, thread_state::ready);
     t->waiting_for = wait_reason::none;
     trace::woken(*t);
     run_queues_.push_back(t);
-    t->list = on_list::run_queue;
+}
+
+void scheduler::stop_running(stop_reason why) noexcept {
+    GT_INVARIANT(critical_depth_ > 0, "scheduler data changes only inside a critical section");
+    control_block* self = running_;
+    self->stopped_for = why;
+    switch (why) {
+        case stop_reason::yield:          // round robin: behind the others of its level
+            change_state(*self, thread_state::running, thread_state::ready);
+            run_queues_.push_back(self);
+            switch_to(pick_next());
+            return;
+        case stop_reason::outranked:      // it has not used its turn: sched(7), SCHED_FIFO
+            change_state(*self, thread_state::running, thread_state::ready);
+            run_queues_.push_front(self);
+            switch_to(pick_next());
+            return;
+        case stop_reason::join:           // on no list: its target's finish_running wakes it
+            change_state(*self, thread_state::running, thread_state::blocked);
+            switch_away();
+            return;
+        case stop_reason::sleep:          // on the timer list until its wake_time
+            change_state(*self, thread_state::running, thread_state::blocked);
+            timers_.insert(self);
+            switch_away();
+            return;
+        case stop_reason::finished:
+            change_state(*self, thread_state::running, thread_state::finished);
+            switch_away();
+            return;
+    }
 }
 
 void scheduler::yield() noexcept {
     check_not_reentered();
     critical_section cs(*this);
-    if (timers_ != nullptr) wake_expired_timers(monotonic_now_ns());
+    if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
     if (run_queues_.empty() || run_queues_.highest() < running_->priority) return;  // nobody else may run
-    running_->state = thread_state::ready;
-    run_queues_.push_back(running_);
-    running_->list = on_list::run_queue;
-    switch_to(pick_next());
+    stop_running(stop_reason::yield);
 }
 
-void scheduler::preempt_for_higher() noexcept {
-    if (timers_ != nullptr) wake_expired_timers(monotonic_now_ns());  // a sleeper due now may outrank both
-    GT_INVARIANT(!run_queues_.empty() && run_queues_.highest() > running_->priority,
-                 "a thread is preempted only for a READY thread of higher priority");
-    running_->state = thread_state::ready;
-    running_->preempted = true;
-    run_queues_.push_front(running_);  // first of its level again: sched(7), SCHED_FIFO
-    running_->list = on_list::run_queue;
-    switch_to(pick_next());
+void scheduler::switch_if_outranked() noexcept {
+    if (!outranked()) return;
+    if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());  // a sleeper due now may outrank both
+    stop_running(stop_reason::outranked);
 }
 
 void scheduler::join_wait(control_block* target) noexcept {
     check_not_reentered();
     critical_section cs(*this);
-    GT_INVARIANT(target->state != thread_state::finished, "join_wait waits only for unfinished threads");
-    GT_INVARIANT(target->joiner == nullptr, "a thread has at most one joiner");
+    GT_INVARIANT_ON(target->state != thread_state::finished, *target, "join_wait waits only for unfinished threads");
+    GT_INVARIANT_ON(target->joiner == nullptr, *target, "a thread has at most one joiner");
     target->joiner = running_;
     running_->joining = target;
-    running_->state = thread_state::blocked;
     running_->waiting_for = wait_reason::join;
     trace::blocked(*running_);
-    switch_away();
+    stop_running(stop_reason::join);
     running_->joining = nullptr;
 }
 
@@ -275,26 +128,13 @@ void scheduler::sleep_until(std::int64_t deadline_ns) noexcept {
     if (deadline_ns <= monotonic_now_ns()) return;
     control_block* self = running_;
     self->wake_time = deadline_ns;
-    // Sorted insertion, after every sleeper with the same deadline (FIFO).
-    control_block** link = &timers_;
-    while (*link != nullptr && (*link)->wake_time <= deadline_ns) link = &(*link)->next;
-    self->next = *link;
-    *link = self;
-    self->list = on_list::timer_list;
-    self->state = thread_state::blocked;
     self->waiting_for = wait_reason::sleep;
     trace::blocked(*self);
-    switch_away();
+    stop_running(stop_reason::sleep);
 }
 
 void scheduler::wake_expired_timers(std::int64_t now) noexcept {
-    while (timers_ != nullptr && timers_->wake_time <= now) {
-        control_block* t = timers_;
-        timers_ = t->next;
-        t->next = nullptr;
-        t->list = on_list::none;
-        ready(t);
-    }
+    while (control_block* t = timers_.pop_due(now)) ready(t);
 }
 
 void scheduler::set_priority(control_block* t, int priority) noexcept {
@@ -316,7 +156,7 @@ void scheduler::set_priority(control_block* t, int priority) noexcept {
         t->priority = priority;
     }
     trace::priority_changed(*t, old, priority);
-    if (!run_queues_.empty() && run_queues_.highest() > running_->priority) preempt_for_higher();
+    switch_if_outranked();
 }
 
 void scheduler::set_name(control_block* t, std::string name) {
@@ -326,7 +166,8 @@ void scheduler::set_name(control_block* t, std::string name) {
 }
 
 void scheduler::switch_away() noexcept {
-    GT_INVARIANT(running_->state != thread_state::running, "switch_away is called after leaving RUNNING");
+    GT_INVARIANT_ON(running_->state != thread_state::running && running_->list != on_list::run_queue, *running_,
+                    "switch_away is called after leaving RUNNING, off the run queues");
     // Its stretch on the CPU ends here, whatever comes next: a switch, an
     // idle OS thread, or its own sleep ending at once (its deadline may pass
     // while the trace event of its blocking is being written).
@@ -335,19 +176,19 @@ void scheduler::switch_away() noexcept {
         running_->run_start = -1;
     }
     for (;;) {
-        if (timers_ != nullptr) wake_expired_timers(monotonic_now_ns());
+        if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
         if (control_block* next = pick_next()) {
             if (next == running_) {  // its own sleep ended while the OS thread idled, or at once
-                next->state = thread_state::running;
+                change_state(*next, thread_state::ready, thread_state::running);
                 if (trace::enabled) next->run_start = monotonic_now_ns();
                 return;
             }
             switch_to(next);
             return;
         }
-        if (timers_ == nullptr) report_deadlock();
+        if (timers_.empty()) report_deadlock();
         // Nothing can run before the earliest deadline: sleep the OS thread.
-        const std::int64_t deadline = timers_->wake_time;
+        const std::int64_t deadline = timers_.front()->wake_time;
         const std::int64_t idle_from = trace::enabled ? monotonic_now_ns() : 0;
         const timespec ts{static_cast<time_t>(deadline / 1'000'000'000), static_cast<long>(deadline % 1'000'000'000)};
         while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
@@ -382,20 +223,18 @@ void swap_exception_state(void* eh_globals, control_block* prev, control_block* 
 void scheduler::switch_to(control_block* next) noexcept {
     control_block* prev = running_;
     GT_INVARIANT(critical_depth_ == 1, "a switch happens inside exactly one critical section");
-    GT_INVARIANT(next != prev, "a thread never switches to itself");
-    GT_INVARIANT(next->state == thread_state::ready, "only a READY thread is switched to");
-    GT_INVARIANT(next->list == on_list::none, "the thread switched to was taken off its run queue");
-    GT_INVARIANT(prev->state != thread_state::running, "the caller moved the leaving thread out of RUNNING");
-    GT_INVARIANT(run_queues_.empty() || run_queues_.highest() <= next->priority,
-                 "the thread switched to has the highest priority of all READY threads");
-    next->state = thread_state::running;
+    GT_INVARIANT_ON(next != prev, *next, "a thread never switches to itself");
+    GT_INVARIANT_ON(next->list == on_list::none, *next, "the thread switched to was taken off its run queue");
+    GT_INVARIANT_ON(prev->state != thread_state::running, *prev, "stop_running moved the leaving thread out of RUNNING");
+    GT_INVARIANT_ON(run_queues_.empty() || run_queues_.highest() <= next->priority, *next,
+                    "the thread switched to has the highest priority of all READY threads");
+    change_state(*next, thread_state::ready, thread_state::running);
     running_ = next;
     if (trace::enabled) {
         const std::int64_t now = monotonic_now_ns();
         if (prev->run_start >= 0) trace::ran(*prev, prev->run_start, now);  // -1: already recorded
         next->run_start = now;
     }
-    next->preempted = false;
     swap_exception_state(eh_globals_, prev, next);
     // A FINISHED thread never comes back: let ASan free its fake stack.
     sanitizers::start_switch(prev->state == thread_state::finished ? nullptr : &prev->asan_fake_stack,
@@ -409,18 +248,17 @@ void scheduler::switch_to(control_block* next) noexcept {
 void scheduler::thread_started() noexcept {
     sanitizers::finish_switch(nullptr);
     reap_zombie();
-    --critical_depth_;  // entered by the thread that switched to us
+    critical_depth_ = critical_depth_ - 1;  // entered by the thread that switched to us
 }
 
 void scheduler::finish_running() noexcept {
     critical_section cs(*this);
     control_block* self = running_;
-    self->state = thread_state::finished;
     trace::finished(*self);
     if (self->joiner != nullptr) ready(self->joiner);
     if (self->detached) zombie_ = self;  // reaped after the switch: we still stand on its stack
-    switch_away();
-    GT_INVARIANT(false, "a FINISHED thread is never resumed");
+    stop_running(stop_reason::finished);
+    GT_INVARIANT_ON(false, *self, "a FINISHED thread is never resumed");
     std::abort();
 }
 
@@ -433,61 +271,14 @@ void scheduler::reap_zombie() noexcept {
 
 void scheduler::release(control_block* t) noexcept {
     critical_section cs(*this);
-    GT_INVARIANT(t->state == thread_state::finished, "only a FINISHED thread is released");
-    GT_INVARIANT(t != running_, "a thread never releases itself");
+    GT_INVARIANT_ON(t->state == thread_state::finished, *t, "only a FINISHED thread is released");
+    GT_INVARIANT_ON(t != running_, *t, "a thread never releases itself");
     if (t->all_prev != nullptr) t->all_prev->all_next = t->all_next;
     if (t->all_next != nullptr) t->all_next->all_prev = t->all_prev;
     if (all_tail_ == t) all_tail_ = t->all_prev;
     --thread_count_;
     stacks_.give(std::move(t->stack));
     delete t;
-}
-
-namespace {
-
-// Bytes of the stack that have ever been touched, from the lowest resident
-// page (mincore(2)): pages below it were never faulted in. For a pooled
-// stack this includes what earlier threads on the same stack touched.
-std::size_t stack_high_water(const stack& s) {
-    const std::size_t page = page_size();
-    const std::size_t pages = s.size() / page;
-    std::vector<unsigned char> resident(pages);
-    if (pages == 0 || ::mincore(s.bottom(), s.size(), resident.data()) != 0) return 0;
-    for (std::size_t i = 0; i < pages; ++i) {
-        if (resident[i] & 1) return (pages - i) * page;
-    }
-    return 0;
-}
-
-}  // namespace
-
-void scheduler::dump(std::ostream& out) const {
-    // Fixed-width columns, each followed by a space, so that a long id or
-    // name shifts the line instead of running into the next column.
-    std::ostringstream text;
-    text << std::left << std::setw(5) << "id" << ' ' << std::setw(17) << "name" << ' ' << std::setw(15) << "state"
-         << ' ' << std::setw(9) << "priority" << ' ' << std::setw(11) << "stack" << ' ' << "high-water\n";
-    for (const control_block* t = all_threads_; t != nullptr; t = t->all_next) {
-        std::string state = to_string(t->state);
-        if (t->state == thread_state::blocked) state += std::string(" (") + to_string(t->waiting_for) + ")";
-        text << std::left << std::setw(5) << t->id << ' ' << std::setw(17) << name_of(*t) << ' ' << std::setw(15)
-             << state << ' ' << std::setw(9) << t->priority << ' ';
-        if (t == &main_) {
-            text << std::setw(11) << "OS stack" << ' ' << "-\n";
-        } else {
-            text << std::setw(11) << t->stack.size() << ' ' << stack_high_water(t->stack) << '\n';
-        }
-    }
-    out << text.str();
-}
-
-void scheduler::report_deadlock() const noexcept {
-    std::ostringstream text;
-    text << "gt: deadlock: no thread can run again: every thread is BLOCKED and none is sleeping.\n";
-    dump(text);
-    std::fputs(text.str().c_str(), stderr);
-    trace::flush();
-    std::abort();
 }
 
 }  // namespace gt::detail

@@ -1,5 +1,10 @@
 // The scheduler: one per OS thread. It owns the run queues and knows which
 // thread is RUNNING; every switch between green threads goes through it.
+//
+// Its code is split by concern:
+//   scheduler.cpp    the policy, the run queues and every change of state
+//   os_thread.cpp    adopting the OS thread, and the end of its life
+//   diagnostics.cpp  the dump, the deadlock and stall reports, invariants
 #pragma once
 
 #include <cstdint>
@@ -59,7 +64,7 @@ public:
 
     /// Makes a new thread READY at the back of its priority's run queue and
     /// adds it to the list of all threads. If its priority is higher than
-    /// the running thread's, the running thread is preempted: the new
+    /// the running thread's, the running thread is outranked: the new
     /// thread runs before this returns.
     void make_ready(control_block* t) noexcept;
 
@@ -77,7 +82,7 @@ public:
     void sleep_until(std::int64_t deadline_ns) noexcept;
 
     /// Changes a thread's priority, moving it between run queues if READY,
-    /// and switches if the running thread no longer has the highest one.
+    /// and switches if the running thread is outranked.
     void set_priority(control_block* t, int priority) noexcept;
 
     /// Renames a thread (for the dump and the trace).
@@ -110,9 +115,10 @@ public:
     static std::string name_of(const control_block& t);
 
 private:
-    // pick_next and switch_to are inlined into every caller (always_inline):
-    // a yield is a few dozen instructions, and calls and returns around the
-    // switch are a measurable share of it (see the walkthrough's numbers).
+    // pick_next, switch_to and stop_running are inlined into every caller
+    // (always_inline): a yield is a few dozen instructions, and calls and
+    // returns around the switch are a measurable share of it (see the
+    // walkthrough's numbers).
     scheduler() noexcept;
 
     /// The scheduling policy: which READY thread runs next (nullptr: none).
@@ -120,19 +126,29 @@ private:
     /// the highest non-empty run queue.
     [[gnu::always_inline]] inline control_block* pick_next() noexcept;
 
+    /// The one way out of RUNNING: the running thread stops for `why`,
+    /// which says where it goes (the back or the front of its run queue,
+    /// BLOCKED, FINISHED), and the next thread runs. Returns when the
+    /// thread runs again (never for `finished`).
+    [[gnu::always_inline]] inline void stop_running(stop_reason why) noexcept;
+
     /// Makes `next` RUNNING and switches to it from the running thread,
-    /// whose state the caller has already set (READY, BLOCKED or FINISHED).
-    /// Returns when some later switch_to resumes the caller.
+    /// which stop_running has already moved out of RUNNING. Returns when
+    /// some later switch_to resumes the caller.
     [[gnu::always_inline]] inline void switch_to(control_block* next) noexcept;
 
-    /// The running thread has left RUNNING: run the next thread. When none
-    /// is READY, sleep the OS thread until the earliest timer; when there is
-    /// no timer either, every thread is blocked for good: report a deadlock.
+    /// The running thread has left RUNNING and is on no run queue: run the
+    /// next thread. When none is READY, sleep the OS thread until the
+    /// earliest timer; when there is no timer either, every thread is
+    /// blocked for good: report a deadlock.
     void switch_away() noexcept;
 
-    /// Puts the running thread at the front of its run queue and runs the
-    /// first thread of the highest level, which must be higher than its own.
-    void preempt_for_higher() noexcept;
+    /// True if a READY thread has a higher priority than the running one.
+    bool outranked() const noexcept { return !run_queues_.empty() && run_queues_.highest() > running_->priority; }
+
+    /// If the running thread is outranked, it goes to the front of its run
+    /// queue and the higher thread runs.
+    void switch_if_outranked() noexcept;
 
     /// Moves sleepers whose wake_time has passed to the run queues.
     void wake_expired_timers(std::int64_t now) noexcept;
@@ -149,17 +165,22 @@ private:
 
     [[noreturn]] void report_deadlock() const noexcept;
 
+    // ---- The threads: changed only inside a critical section. ----
     priority_run_queues run_queues_;
-    control_block* timers_ = nullptr;    // sleepers through next, by wake_time, FIFO among equals
-    stack_pool stacks_;
+    timer_list timers_;                  // sleepers, by wake_time
     control_block main_;                 // the adopted OS-thread flow
     control_block* running_;             // exactly one RUNNING thread at any time
-    void* eh_globals_;                   // the C++ runtime's exception state for this OS thread
     control_block* all_threads_;         // list through all_next, in creation order
     control_block* all_tail_;
     control_block* zombie_ = nullptr;    // detached, FINISHED, not yet freed
     std::size_t thread_count_ = 1;
+    stack_pool stacks_;
+
+    // ---- The critical section's depth: see critical_section. ----
     int critical_depth_ = 0;
+
+    // ---- Set up by the constructor for the OS thread's lifetime. ----
+    void* eh_globals_;                   // the C++ runtime's exception state for this OS thread
     void* alt_stack_ = nullptr;          // for the stack-overflow report
 };
 

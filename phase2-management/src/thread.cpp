@@ -132,7 +132,6 @@ detail::control_block* thread::start(const attributes& attrs, std::unique_ptr<de
     detail::sanitizers::unpoison(tcb->stack.bottom(), tcb->stack.size());
     tcb->sp = detail::make_context(tcb->stack.top(), &detail::thread_main, tcb.get());
     tcb->entry = entry.release();
-    tcb->state = detail::thread_state::ready;
     detail::control_block* t = tcb.release();
     sched.make_ready(t);  // a thread of higher priority runs before this returns
     return t;

@@ -151,10 +151,7 @@ void created(const control_block& t) noexcept {
 void ran(const control_block& t, std::int64_t from_ns, std::int64_t to_ns) noexcept {
     if (!enabled) return;
     try {
-        const char* ended = t.state == thread_state::ready      ? (t.preempted ? "preempted" : "yield")
-                            : t.state == thread_state::blocked  ? to_string(t.waiting_for)
-                            : t.state == thread_state::finished ? "finished"
-                                                                : "?";
+        const char* ended = to_string(t.stopped_for);
         the_writer().write({{"name", "run"}, {"ph", "X"}, {"tid", t.id}, {"ts", micros(from_ns)},
                             {"dur", static_cast<double>(to_ns - from_ns) / 1000.0},
                             {"args", {{"priority", t.priority}, {"ended by", ended}}}});

@@ -26,8 +26,8 @@ void created(const control_block& t) noexcept;
 /// The thread's track name changes.
 void named(const control_block& t) noexcept;
 /// A "run" slice of `t` from `from_ns` to `to_ns` (CLOCK_MONOTONIC), with
-/// how it ended: "yield", "preempted", what it blocked on ("join",
-/// "sleep"), or "finished".
+/// how it ended (to_string of its stopped_for: "yield", "outranked" by a
+/// thread of higher priority, "join", "sleep", "finished").
 void ran(const control_block& t, std::int64_t from_ns, std::int64_t to_ns) noexcept;
 /// `t` became BLOCKED (its waiting_for says why).
 void blocked(const control_block& t) noexcept;

@@ -137,4 +137,32 @@ TEST(Scale, TenThousandThreadsInterleaveAndJoin) {
     for (int i = 0; i < n; ++i) ASSERT_EQ(progress[i], rounds) << "thread index " << i;
 }
 
+// Why: a state change the scheduler did not expect must stop the program
+// and say which thread, which state it was in and which it should have
+// been in, instead of corrupting the run queue quietly.
+TEST(StateMachineDeathTest, AWrongStateChangeNamesTheThreadAndBothStates) {
+    EXPECT_DEATH(
+        {
+            gt::detail::control_block t;
+            t.id = 4242;
+            t.state = gt::detail::thread_state::finished;
+            gt::detail::change_state(t, gt::detail::thread_state::ready, gt::detail::thread_state::running);
+        },
+        "invariant broken: thread 4242.* goes from READY to RUNNING, but it is FINISHED");
+}
+
+// Why: a thread linked into two lists at once corrupts both; the run queue
+// owns the membership mark and refuses the second insertion.
+TEST(StateMachineDeathTest, TheRunQueueRefusesAThreadAlreadyOnAList) {
+    EXPECT_DEATH(
+        {
+            gt::detail::control_block t;
+            t.id = 4343;
+            gt::detail::run_queue q;
+            q.push_back(&t);
+            q.push_back(&t);
+        },
+        "a thread is on at most one list: thread 4343.* is READY, on a run queue");
+}
+
 }  // namespace

@@ -39,7 +39,7 @@
 // run's second tick ends it (scheduler::on_tick), so a thread that started
 // running between two ticks keeps the CPU between half a slice and a
 // slice, plus the time the kernel takes to deliver the signal. A sleeper
-// is woken by the same tick (preempt_for_slice wakes expired sleepers
+// is woken by the same tick (end_slice wakes expired sleepers
 // first). The target, from the issue, is two slices.
 //
 // Nothing is pinned; the machine this was written on has two cores. All

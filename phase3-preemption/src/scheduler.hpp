@@ -1,5 +1,11 @@
 // The scheduler: one per OS thread. It owns the run queues and knows which
 // thread is RUNNING; every switch between green threads goes through it.
+//
+// Its code is split by concern:
+//   scheduler.cpp    the policy, the run queues and every change of state
+//   os_thread.cpp    adopting the OS thread, and the end of its life
+//   ticks.cpp        timer ticks: accounting, time slices, deferred ticks
+//   diagnostics.cpp  the dump, the deadlock and stall reports, invariants
 #pragma once
 
 #include <atomic>
@@ -22,6 +28,18 @@ std::int64_t monotonic_now_ns() noexcept;
 /// The calling OS thread's CPU time (CLOCK_THREAD_CPUTIME_ID), in ns.
 /// Async-signal-safe.
 std::int64_t thread_cpu_now_ns() noexcept;
+
+/// Why a tick that ends a time slice cannot switch threads now.
+enum class not_preemptible : std::uint8_t {
+    no,                 ///< it can: the tick switches
+    preemption_off,     ///< the time slice is 0; ticks only feed the stall detector
+    critical_section,   ///< the scheduler is changing its own data
+    disabled_by_thread, ///< inside gt::this_thread::disable_preemption
+    unsafe_point,       ///< not at a safe point (see preempt::ticker::at_safe_point)
+};
+
+/// Why, as the stall report says it ("preemption is disabled in it", ...).
+const char* to_string(not_preemptible why) noexcept;
 
 class scheduler {
 public:
@@ -76,7 +94,7 @@ public:
 
     /// Makes a new thread READY at the back of its priority's run queue and
     /// adds it to the list of all threads. If its priority is higher than
-    /// the running thread's, the running thread is preempted: the new
+    /// the running thread's, the running thread is outranked: the new
     /// thread runs before this returns.
     void make_ready(control_block* t) noexcept;
 
@@ -94,7 +112,7 @@ public:
     void sleep_until(std::int64_t deadline_ns) noexcept;
 
     /// Changes a thread's priority, moving it between run queues if READY,
-    /// and switches if the running thread no longer has the highest one.
+    /// and switches if the running thread is outranked.
     void set_priority(control_block* t, int priority) noexcept;
 
     /// Renames a thread (for the dump and the trace).
@@ -107,8 +125,8 @@ public:
     /// stack, with SIGALRM blocked; `ucontext` is the interrupted context.
     /// Charges the tick to the running thread, reports a stall, and when
     /// the running thread has used its slice and a thread of the same or a
-    /// higher priority is READY, preempts it — now if it is at a safe point,
-    /// else as soon as it is (the tick is deferred).
+    /// higher priority is READY, ends its slice — now if it is at a safe
+    /// point, else as soon as it is (the tick is deferred).
     void on_tick(void* ucontext) noexcept;
 
     /// Called when the running thread's last disable_preemption guard ends.
@@ -153,9 +171,10 @@ public:
     static std::string name_of(const control_block& t);
 
 private:
-    // pick_next and switch_to are inlined into every caller (always_inline):
-    // a yield is a few dozen instructions, and calls and returns around the
-    // switch are a measurable share of it (see the walkthrough's numbers).
+    // pick_next, switch_to and stop_running are inlined into every caller
+    // (always_inline): a yield is a few dozen instructions, and calls and
+    // returns around the switch are a measurable share of it (see the
+    // walkthrough's numbers).
     scheduler() noexcept;
 
     /// The scheduling policy: which READY thread runs next (nullptr: none).
@@ -163,19 +182,35 @@ private:
     /// the highest non-empty run queue.
     [[gnu::always_inline]] inline control_block* pick_next() noexcept;
 
+    /// The one way out of RUNNING: the running thread stops for `why`,
+    /// which says where it goes (the back or the front of its run queue,
+    /// BLOCKED, FINISHED), and the next thread runs. Returns when the
+    /// thread runs again (never for `finished`).
+    [[gnu::always_inline]] inline void stop_running(stop_reason why) noexcept;
+
     /// Makes `next` RUNNING and switches to it from the running thread,
-    /// whose state the caller has already set (READY, BLOCKED or FINISHED).
-    /// Returns when some later switch_to resumes the caller.
+    /// which stop_running has already moved out of RUNNING. Returns when
+    /// some later switch_to resumes the caller.
     [[gnu::always_inline]] inline void switch_to(control_block* next) noexcept;
 
-    /// The running thread has left RUNNING: run the next thread. When none
-    /// is READY, sleep the OS thread until the earliest timer; when there is
-    /// no timer either, every thread is blocked for good: report a deadlock.
+    /// The running thread has left RUNNING and is on no run queue: run the
+    /// next thread. When none is READY, sleep the OS thread until the
+    /// earliest timer; when there is no timer either, every thread is
+    /// blocked for good: report a deadlock.
     void switch_away() noexcept;
 
-    /// Puts the running thread at the front of its run queue and runs the
-    /// first thread of the highest level, which must be higher than its own.
-    void preempt_for_higher() noexcept;
+    /// True if a READY thread has a higher priority than the running one.
+    bool outranked() const noexcept { return !run_queues_.empty() && run_queues_.highest() > running_->priority; }
+
+    /// If the running thread is outranked, it goes to the front of its run
+    /// queue and the higher thread runs.
+    void switch_if_outranked() noexcept;
+
+    /// The running thread has used its time slice: to the back of its run
+    /// queue, if a thread of the same or a higher priority is READY.
+    /// `in_handler`: called from the SIGALRM handler, which must unblock
+    /// SIGALRM before the switch.
+    void end_slice(bool in_handler) noexcept;
 
     /// Moves sleepers whose wake_time has passed to the run queues.
     void wake_expired_timers(std::int64_t now) noexcept;
@@ -190,31 +225,46 @@ private:
     /// Frees the detached thread that finished just before this switch.
     void reap_zombie() noexcept;
 
-    /// The running thread has used its time slice: to the back of its run
-    /// queue, if a thread of the same or a higher priority is READY.
-    /// `in_handler`: called from the SIGALRM handler, which must unblock
-    /// SIGALRM before the switch.
-    void preempt_for_slice(bool in_handler) noexcept;
+    // The tick's steps (ticks.cpp), in the order on_tick takes them.
+    /// Charges the CPU time since the last tick to the running thread;
+    /// notices that a new run began since. Returns now, in ns.
+    std::int64_t charge_tick() noexcept;
+    /// True at the run's ticks_per_slice-th tick: its slice is used.
+    bool slice_used() noexcept;
+    /// Whether, and if not why not, the interrupted thread can be switched
+    /// away from at `ucontext`.
+    not_preemptible why_not_preemptible(const void* ucontext) const noexcept;
+    /// Leaves the tick pending for the end of the section or guard, and
+    /// looks again soon when the thread was outside the program's code.
+    void defer_tick(not_preemptible why, const void* ucontext) noexcept;
+    /// Reports the running thread once per run if it has kept the CPU for
+    /// the stall threshold while another thread waits.
+    void check_stall(std::int64_t now, not_preemptible why) noexcept;
 
     /// Writes the stall report for the running thread (async-signal-safe).
-    void report_stall(std::int64_t ran_ns, const char* why) noexcept;
+    void report_stall(std::int64_t ran_ns, not_preemptible why) const noexcept;
 
     [[noreturn]] void report_deadlock() const noexcept;
 
+    // ---- The threads: changed only inside a critical section. ----
     priority_run_queues run_queues_;
-    control_block* timers_ = nullptr;    // sleepers through next, by wake_time, FIFO among equals
-    stack_pool stacks_;
+    timer_list timers_;                  // sleepers, by wake_time
     control_block main_;                 // the adopted OS-thread flow
     control_block* running_;             // exactly one RUNNING thread at any time
-    void* eh_globals_;                   // the C++ runtime's exception state for this OS thread
     control_block* all_threads_;         // list through all_next, in creation order
     control_block* all_tail_;
     control_block* zombie_ = nullptr;    // detached, FINISHED, not yet freed
     std::size_t thread_count_ = 1;
-    // Read and written by the SIGALRM handler too: volatile sig_atomic_t,
-    // so neither the compiler nor a torn write hides a change from it.
+    stack_pool stacks_;
+
+    // ---- Read and written by the SIGALRM handler too: volatile sig_atomic_t,
+    // so neither the compiler nor a torn write hides a change from it. ----
     volatile sig_atomic_t critical_depth_ = 0;
-    volatile sig_atomic_t tick_pending_ = 0;  // a tick found the running thread where it cannot be preempted
+    volatile sig_atomic_t tick_pending_ = 0;  // a tick found the running thread where it cannot be switched away from
+
+    // ---- The tick's bookkeeping: written by on_tick (in the handler) and,
+    // inside a critical section, by switch_to and end_slice. A tick never
+    // runs inside a section's changes to them. ----
     std::uint64_t switches_ = 0;                // every switch_to
     std::uint64_t switches_at_last_tick_ = 0;   // equal at a tick: the same run as at the last tick
     static constexpr int ticks_per_slice = 2;   // the timer ticks twice per time slice
@@ -223,9 +273,15 @@ private:
     std::int64_t last_tick_ = 0;                // ns
     std::int64_t last_tick_cpu_ = 0;            // this OS thread's CPU time at the last tick, ns
     bool stall_reported_ = false;               // once per run
+
+    // ---- Settings: written by set_preemption inside a critical section,
+    // read by the handler. ----
     std::int64_t slice_ns_ = 0;
     std::int64_t stall_ns_ = 0;
     preempt::ticker ticker_;
+
+    // ---- Set up by the constructor for the OS thread's lifetime. ----
+    void* eh_globals_;                   // the C++ runtime's exception state for this OS thread
     void* alt_stack_ = nullptr;          // for the stack-overflow report
 };
 

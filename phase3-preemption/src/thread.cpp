@@ -138,7 +138,6 @@ detail::control_block* thread::start(const attributes& attrs, std::unique_ptr<de
     detail::sanitizers::unpoison(tcb->stack.bottom(), tcb->stack.size());
     tcb->sp = detail::make_context(tcb->stack.top(), &detail::thread_main, tcb.get());
     tcb->entry = entry.release();
-    tcb->state = detail::thread_state::ready;
     detail::control_block* t = tcb.release();
     sched.make_ready(t);  // a thread of higher priority runs before this returns
     return t;
@@ -362,7 +361,8 @@ void dump_threads(std::ostream& out) {
 
 thread_stats this_thread_stats() noexcept {
     const detail::control_block* self = detail::scheduler::current().running();
-    return {std::chrono::nanoseconds(self->cpu_time_ns), self->switches, self->preemptions, self->ticks};
+    return {std::chrono::nanoseconds(self->cpu_time_ns), self->switches,
+            self->stops[static_cast<std::size_t>(detail::stop_reason::slice_expired)], self->ticks};
 }
 
 }  // namespace debug

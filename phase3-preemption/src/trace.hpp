@@ -26,9 +26,9 @@ void created(const control_block& t) noexcept;
 /// The thread's track name changes.
 void named(const control_block& t) noexcept;
 /// A "run" slice of `t` from `from_ns` to `to_ns` (CLOCK_MONOTONIC), with
-/// how it ended: "yield", "preempted" (by a thread of higher priority),
-/// "time slice" (by the timer), what it blocked on ("join", "sleep"), or
-/// "finished"; and the thread's switches, preemptions and CPU time so far.
+/// how it ended (to_string of its stopped_for: "yield", "outranked" by a
+/// thread of higher priority, "time slice" used, "join", "sleep",
+/// "finished"); and the thread's switches, preemptions and CPU time so far.
 void ran(const control_block& t, std::int64_t from_ns, std::int64_t to_ns) noexcept;
 /// `t` became BLOCKED (its waiting_for says why).
 void blocked(const control_block& t) noexcept;

@@ -40,7 +40,7 @@ void overflow_in_a_named_thread() {
 // ran off its stack and how big that stack was.
 TEST(OverflowDeathTest, StackOverflowIsReportedWithTheThreadsNameIdAndStackSize) {
     EXPECT_DEATH(overflow_in_a_named_thread(),
-                 "gt: \"deep-recursion\": stack overflow in thread [0-9]+: it used all of its 32768-byte stack");
+                 "gt: stack overflow in thread [0-9]+ \"deep-recursion\": it used all of its 32768-byte stack");
 }
 
 TEST(MapLimit, ExplanationNamesVmMaxMapCountAtTheLimit) {

@@ -602,7 +602,7 @@ TEST(PreemptionDeathTest, ATickWithNoRoomForItsSignalFrameIsReportedAsAnOverflow
             deep.join();
             other.join();
         },
-        "gt: \"deep\": stack overflow in thread [0-9]+: it used all of its [0-9]+-byte stack: a preemption tick "
+        "gt: stack overflow in thread [0-9]+ \"deep\": it used all of its [0-9]+-byte stack: a preemption tick "
         "found less room left than a signal frame needs");
 }
 
