@@ -53,8 +53,8 @@ std::terminate_handler previous_terminate_handler = nullptr;
 // thread_local object runs then). A scheduler that still has green threads
 // to run is abandoned instead of destroyed: they can never run again, but
 // code that runs later in the process's exit (static destructors) may
-// still hold and join them (erratum: "scheduler use-after-free from static
-// destructors at exit").
+// still hold and join them (docs/ERRATA.md: "joining green threads from a
+// static destructor at process exit").
 struct scheduler_owner {
     scheduler* owned = nullptr;
     ~scheduler_owner() {
@@ -72,8 +72,8 @@ scheduler& scheduler::current() noexcept {
     if (constructing) {
         // Only a signal handler can get here: it interrupted the first gt
         // call on this OS thread, and building a second scheduler (which
-        // allocates) from a handler would corrupt the heap (erratum:
-        // "re-entrant scheduler construction").
+        // allocates) from a handler would corrupt the heap (docs/ERRATA.md:
+        // "a signal handler that called gt before the first gt call").
         std::fputs("gt: called from a signal handler while gt was starting on this OS thread; "
                    "gt functions are not async-signal-safe\n",
                    stderr);
