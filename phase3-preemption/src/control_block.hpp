@@ -174,7 +174,7 @@ struct control_block {
 /// The one place where a thread's state changes. Checks that `t` is in
 /// `from` (the report names the thread, the state it is in and the one it
 /// should have been in), then moves it to `to`.
-inline void change_state(control_block& t, thread_state from, thread_state to,
+inline void change_state(control_block& t, [[maybe_unused]] thread_state from, thread_state to,
                          [[maybe_unused]] std::source_location where = std::source_location::current()) noexcept {
 #if !defined(NDEBUG)
     if (t.state != from) wrong_state(t, from, to, where);
