@@ -92,7 +92,7 @@ void scheduler::switch_to(control_block* next) noexcept {
 void scheduler::thread_started() noexcept { sanitizers::finish_switch(nullptr); }
 
 void scheduler::finish_running() noexcept {
-    control_block* self = running_;
+    [[maybe_unused]] control_block* self = running_;
     stop_running(stop_reason::finished);
     GT_INVARIANT_ON(false, *self, "a FINISHED thread is never resumed");
     std::abort();
