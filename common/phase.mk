@@ -18,7 +18,9 @@
 #
 # Knobs: BUILD (output folder), SANITIZE=1, OPT (optimisation flags),
 # TEST_TIMEOUT (seconds per test binary), RESULTS (file to append PASS/FAIL
-# lines to, for the top-level summary), BENCH_ARGS (extra benchmark flags).
+# lines to, for the top-level summary), BENCH_ARGS (extra benchmark flags),
+# HAVE_BOOST_FIBER (1/0: benchmarks with/without their Boost peers; found
+# from the installed libraries by default).
 #
 # A phase's Makefile may set, before the include line:
 #   TEST_ENV            environment of its own test binaries (VAR=value ...)
@@ -78,14 +80,22 @@ TESTS         := $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(TEST_MAINS)) \
 GTEST_LIBS    := -lgtest_main -lgtest
 BENCH_SRCS    := $(wildcard bench/*.cpp)
 BENCHES       := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(BENCH_SRCS))
-BENCH_LIBS    := -lbenchmark
 # Peers for the side-by-side benchmarks, used when their Debian packages
-# (libboost-context-dev, libboost-fiber-dev) are installed.
-HAVE_BOOST_FIBER := $(if $(wildcard /usr/include/boost/fiber/all.hpp),1)
-ifeq ($(HAVE_BOOST_FIBER),1)
-  BENCH_CPPFLAGS := -DGT_HAVE_BOOST_FIBER=1
-  BENCH_LIBS     += -lboost_fiber -lboost_context
-endif
+# (libboost-context-dev, libboost-fiber-dev: tools/deps.sh bench) are
+# installed. Decided from what the link needs, the two libraries as the
+# compiler finds them, not from the headers: libboost1.74-dev ships
+# boost/fiber/*.hpp without the libraries (and the libraries' -dev packages
+# bring the headers). -print-file-name prints the full path of a library it
+# finds, else the bare name. Asked once, and only by a benchmark build;
+# HAVE_BOOST_FIBER=0 or 1 on the command line decides instead.
+found_lib         = $(filter /%,$(shell $(CXX) -print-file-name=$(1) 2>/dev/null))
+boost_fiber_probe = $(if $(and $(call found_lib,libboost_fiber.so),$(call found_lib,libboost_context.so)),1,0)
+HAVE_BOOST_FIBER ?= $(eval HAVE_BOOST_FIBER := $(boost_fiber_probe))$(HAVE_BOOST_FIBER)
+BENCH_CPPFLAGS    = $(if $(filter 1,$(HAVE_BOOST_FIBER)),-DGT_HAVE_BOOST_FIBER=1)
+BENCH_LIBS        = -lbenchmark $(if $(filter 1,$(HAVE_BOOST_FIBER)),-lboost_fiber -lboost_context)
+# Said once per make that builds or runs the benchmarks without the peers.
+boost_fiber_note  = $(if $(BENCHES),$(if $(filter 1,$(HAVE_BOOST_FIBER)),,@echo "note: Boost.Fiber's libraries are not installed \
+  (tools/deps.sh bench): benchmarks built without their Boost peers"))
 
 .PHONY: all lib examples tests benches test test-inherited demo bench asan diagrams trace clean
 .DEFAULT_GOAL := all
@@ -97,6 +107,7 @@ lib: $(LIB)
 examples: $(EXAMPLES)
 tests: $(TESTS)
 benches: $(BENCHES)
+	$(boost_fiber_note)
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -150,7 +161,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.cpp.o $(TEST_HELPER_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(GTEST_LIBS) $(LDLIBS) -o $@
 
-$(BUILD)/obj/bench/%.cpp.o: bench/%.cpp
+# A benchmark is compiled again when the peers come or go: its object
+# depends on a file holding HAVE_BOOST_FIBER, rewritten only when the value
+# changes (and asked only when a benchmark is built).
+boost_fiber_stamp = $(shell mkdir -p $(BUILD)/obj/bench && f=$(BUILD)/obj/bench/boost-fiber.txt && \
+  { [ "$$(cat $$f 2>/dev/null)" = "$(HAVE_BOOST_FIBER)" ] || echo "$(HAVE_BOOST_FIBER)" >$$f; } && echo $$f)
+.SECONDEXPANSION:
+$(BUILD)/obj/bench/%.cpp.o: bench/%.cpp $$(boost_fiber_stamp)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) -I$(COMMON) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(OPT) -DNDEBUG -c $< -o $@
 
@@ -200,6 +217,7 @@ demo: $(EXAMPLES)
 	@for e in $(EXAMPLES); do echo "--- $$e"; $$e || exit 1; done
 
 bench: $(BENCHES)
+	$(boost_fiber_note)
 	@for b in $(BENCHES); do \
 	  echo "--- $$b"; \
 	  $$b --benchmark_out=$$b.json --benchmark_out_format=json $(BENCH_ARGS) || exit 1; \

@@ -26,6 +26,7 @@ list=("$@")
 [ ${#list[@]} -gt 0 ] || { echo "check_standalone: no phase folders (phase[0-9]-*) in $ROOT"; exit 1; }
 
 failures=0
+notes=""
 for phase in "${list[@]}"; do
   phase=${phase%/}
   start=$SECONDS
@@ -56,6 +57,9 @@ for phase in "${list[@]}"; do
     rm -rf "$box"
     continue
   fi
+  # Notes the build printed (common/phase.mk: benchmarks built without a
+  # peer that is not installed), said once at the end.
+  notes=$(printf '%s\n%s\n' "$notes" "$(grep '^note: ' "$log" || true)" | sed '/^$/d' | sort -u)
   # Anything the build read or ran that names the repository is a reference
   # that would break in a copy of the phase.
   outside=$( { find "$box/$phase/build" -name '*.d' -exec cat {} +; cat "$log"; } \
@@ -70,6 +74,7 @@ for phase in "${list[@]}"; do
   rm -rf "$box"
 done
 
+[ -z "$notes" ] || echo "$notes"
 if [ "$failures" -gt 0 ]; then
   echo "check_standalone: $failures phase(s) do not build standalone"
   exit 1
