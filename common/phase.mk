@@ -12,7 +12,8 @@
 #   bench      run the benchmarks; JSON results in build/bench/
 #   asan       build everything into build/asan with AddressSanitizer +
 #              UndefinedBehaviorSanitizer and run the tests there
-#   diagrams   render diagrams/*.dot to diagrams/*.svg (committed renders)
+#   diagrams   render diagrams/*.dot to diagrams/*.svg (committed renders, each
+#              ending with its source's SHA-256)
 #   trace      run a demo with GT_TRACE and draw diagrams/trace_<demo>.png
 #   clean      remove build/
 #
@@ -243,8 +244,12 @@ endif
 
 DOTS := $(wildcard diagrams/*.dot)
 diagrams: $(DOTS:.dot=.svg)
+# The render ends with the SHA-256 of its source, so that a check can tell
+# the render of this very source on any machine (tests/check_diagrams.sh:
+# positions depend on the fonts installed, the fingerprint does not).
 diagrams/%.svg: diagrams/%.dot FORCE
 	dot -Tsvg $< -o $@
+	echo "<!-- source: $(notdir $<) sha256 $$(sha256sum <$< | cut -d' ' -f1) -->" >>$@
 
 FORCE:
 

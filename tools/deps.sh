@@ -10,9 +10,9 @@ set -euo pipefail
 
 need=${1:-all}
 build=(g++ make python3 coreutils nlohmann-json3-dev)
-test=("${build[@]}" libgtest-dev graphviz gdb)
+test=("${build[@]}" libgtest-dev graphviz fonts-dejavu-core gdb)
 bench=("${build[@]}" libbenchmark-dev libboost-context-dev libboost-fiber-dev)
-docs=(doxygen graphviz)
+docs=(doxygen graphviz fonts-dejavu-core)
 trace=("${build[@]}" python3-matplotlib)
 all=("${test[@]}" "${bench[@]}" "${docs[@]}" "${trace[@]}" valgrind gdb clang-format)
 
