@@ -164,9 +164,15 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.cpp.o $(TEST_HELPER_OBJS) $(LIB)
 
 # A benchmark is compiled again when the peers come or go: its object
 # depends on a file holding HAVE_BOOST_FIBER, rewritten only when the value
-# changes (and asked only when a benchmark is built).
-boost_fiber_stamp = $(shell mkdir -p $(BUILD)/obj/bench && f=$(BUILD)/obj/bench/boost-fiber.txt && \
-  { [ "$$(cat $$f 2>/dev/null)" = "$(HAVE_BOOST_FIBER)" ] || echo "$(HAVE_BOOST_FIBER)" >$$f; } && echo $$f)
+# changes. The file is written while make reads the object's prerequisites
+# (second expansion: only when a benchmark is built), not by a recipe: with
+# .SECONDARY, make never runs the recipe of a missing file whose dependant
+# exists. The empty rule lets make accept a file it found missing earlier.
+BOOST_FIBER_STAMP := $(BUILD)/obj/bench/boost-fiber.txt
+boost_fiber_stamp  = $(shell mkdir -p $(dir $(BOOST_FIBER_STAMP)) && \
+  { [ "$$(cat $(BOOST_FIBER_STAMP) 2>/dev/null)" = "$(HAVE_BOOST_FIBER)" ] || \
+    echo "$(HAVE_BOOST_FIBER)" >$(BOOST_FIBER_STAMP); } && echo $(BOOST_FIBER_STAMP))
+$(BOOST_FIBER_STAMP): ;
 .SECONDEXPANSION:
 $(BUILD)/obj/bench/%.cpp.o: bench/%.cpp $$(boost_fiber_stamp)
 	@mkdir -p $(@D)
