@@ -9,7 +9,10 @@
 #   make asan            every phase's tests under AddressSanitizer + UBSan (asan-phaseN: one phase)
 #   make docs            Doxygen + Graphviz, one site per phase, into build/docs/
 #   make diff-phaseN     what phase N adds to phase N-1 (build outputs excluded; STAT=1: per-file counts)
-#   make trace-phaseN    run phase N's demo with GT_TRACE and draw the timeline (from phase 2)
+#   make trace-phaseN    run phase N's demo with GT_TRACE and draw the timeline (from phase 2),
+#                        into phaseN-*/build/trace/; the repository stays as it was
+#   make trace-picture-phaseN   the same, then redraw the picture the walkthrough shows
+#                        (phaseN-*/diagrams/trace_<demo>.png, committed)
 #   make check           the snapshot-consistency checks in tests/
 #   make deps            install everything the project can use (Debian packages)
 #   make clean           remove every build folder
@@ -26,7 +29,8 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 .PHONY: all demo test bench asan docs check check-into deps clean diagrams trace \
         $(addprefix test-phase,$(NUMBERS)) $(addprefix demo-phase,$(NUMBERS)) \
         $(addprefix bench-phase,$(NUMBERS)) $(addprefix asan-phase,$(NUMBERS)) \
-        $(addprefix diff-phase,$(NUMBERS)) $(addprefix trace-phase,$(NUMBERS))
+        $(addprefix diff-phase,$(NUMBERS)) $(addprefix trace-phase,$(NUMBERS)) \
+        $(addprefix trace-picture-phase,$(NUMBERS))
 
 all:
 	@tools/deps.sh build
@@ -100,11 +104,18 @@ docs:
 diagrams:
 	@for p in $(PHASES); do $(MAKE) -C $$p diagrams || exit 1; done
 
-# trace-phaseN: run phase N's traced demo with GT_TRACE and draw its timeline.
+# trace-phaseN: run phase N's traced demo with GT_TRACE and draw its timeline
+# (into the phase's build/trace/); trace-picture-phaseN also redraws the
+# committed picture, diagrams/trace_<demo>.png.
 $(addprefix trace-phase,$(NUMBERS)): trace-phase%:
 	@tools/deps.sh trace
 	@$(MAKE) -j$(JOBS) -C $(call phase,$*) examples >/dev/null
 	@$(MAKE) -C $(call phase,$*) trace
+
+$(addprefix trace-picture-phase,$(NUMBERS)): trace-picture-phase%:
+	@tools/deps.sh trace
+	@$(MAKE) -j$(JOBS) -C $(call phase,$*) examples >/dev/null
+	@$(MAKE) -C $(call phase,$*) trace-picture
 
 # The cross-phase checks: every tests/check_*.sh, each one PASS/FAIL line.
 CHECKS := $(sort $(wildcard tests/check_*.sh))

@@ -14,7 +14,10 @@
 #              UndefinedBehaviorSanitizer and run the tests there
 #   diagrams   render diagrams/*.dot to diagrams/*.svg (committed renders, each
 #              ending with its source's SHA-256)
-#   trace      run a demo with GT_TRACE and draw diagrams/trace_<demo>.png
+#   trace      run a demo with GT_TRACE and draw its timeline, into
+#              build/trace/ (the trace and trace_<demo>.png)
+#   trace-picture  the same, then copy the picture over the committed
+#              diagrams/trace_<demo>.png that the walkthrough shows
 #   clean      remove build/
 #
 # Knobs: BUILD (output folder), SANITIZE=1, OPT (optimisation flags),
@@ -98,7 +101,7 @@ BENCH_LIBS        = -lbenchmark $(if $(filter 1,$(HAVE_BOOST_FIBER)),-lboost_fib
 boost_fiber_note  = $(if $(BENCHES),$(if $(filter 1,$(HAVE_BOOST_FIBER)),,@echo "note: Boost.Fiber's libraries are not installed \
   (tools/deps.sh bench): benchmarks built without their Boost peers"))
 
-.PHONY: all lib examples tests benches test test-inherited demo bench asan diagrams trace clean
+.PHONY: all lib examples tests benches test test-inherited demo bench asan diagrams trace trace-picture clean
 .DEFAULT_GOAL := all
 # Keep object files that pattern chains would otherwise delete as intermediates.
 .SECONDARY:
@@ -235,16 +238,25 @@ asan:
 
 # The trace picture: run a demo with GT_TRACE and draw its timeline (phases
 # whose runtime writes traces, i.e. that have src/trace.cpp). The demo is
-# the example whose comments show how to run it with GT_TRACE.
+# the example whose comments show how to run it with GT_TRACE. `trace`
+# writes only into $(BUILD); `trace-picture` also copies the picture over
+# the committed one the walkthrough shows, diagrams/trace_<demo>.png.
 TRACE_DEMO ?= $(basename $(notdir $(firstword $(shell grep -l 'GT_TRACE=' examples/*.cpp 2>/dev/null))))
+TRACE_JSON := $(BUILD)/trace/$(TRACE_DEMO).trace.json
+TRACE_PNG  := $(BUILD)/trace/trace_$(TRACE_DEMO).png
 ifneq ($(wildcard src/trace.cpp),)
 trace: $(BUILD)/examples/$(TRACE_DEMO)
-	GT_TRACE=$(BUILD)/$(TRACE_DEMO).trace.json $(BUILD)/examples/$(TRACE_DEMO) >/dev/null
-	/usr/bin/python3 $(COMMON)/trace_timeline.py $(BUILD)/$(TRACE_DEMO).trace.json \
-	  diagrams/trace_$(TRACE_DEMO).png --title "GT_TRACE of examples/$(TRACE_DEMO).cpp"
-	@echo "trace: $(BUILD)/$(TRACE_DEMO).trace.json (open it in ui.perfetto.dev); picture: diagrams/trace_$(TRACE_DEMO).png"
+	@mkdir -p $(BUILD)/trace
+	GT_TRACE=$(TRACE_JSON) $(BUILD)/examples/$(TRACE_DEMO) >/dev/null
+	/usr/bin/python3 $(COMMON)/trace_timeline.py $(TRACE_JSON) $(TRACE_PNG) \
+	  --title "GT_TRACE of examples/$(TRACE_DEMO).cpp"
+	@echo "trace: $(TRACE_JSON) (open it in ui.perfetto.dev); picture: $(TRACE_PNG)"
+
+trace-picture: trace
+	cp $(TRACE_PNG) diagrams/trace_$(TRACE_DEMO).png
+	@echo "trace-picture: diagrams/trace_$(TRACE_DEMO).png redrawn from this run (commit it if the walkthrough should show it)"
 else
-trace:
+trace trace-picture:
 	@echo "$(PHASE) writes no traces (GT_TRACE arrives with thread management, phase 2)"
 endif
 
