@@ -8,7 +8,9 @@
 #   make bench           every phase's benchmarks    (bench-phaseN: one phase)
 #   make asan            every phase's tests under AddressSanitizer + UBSan (asan-phaseN: one phase)
 #   make docs            Doxygen + Graphviz, one site per phase, into build/docs/
-#   make diff-phaseN     what phase N adds to phase N-1 (build outputs excluded; STAT=1: per-file counts)
+#   make diff-phaseN     what phase N adds to phase N-1, the runtime (include/, src/) first and the
+#                        walkthrough last (build outputs excluded; STAT=1: per-file counts)
+#   make changes-tables  rewrite the "What changed" table of every walkthrough from its diff
 #   make trace-phaseN    run phase N's demo with GT_TRACE and draw the timeline (from phase 2),
 #                        into phaseN-*/build/trace/; the repository stays as it was
 #   make trace-picture-phaseN   the same, then redraw the picture the walkthrough shows
@@ -30,7 +32,7 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
         $(addprefix test-phase,$(NUMBERS)) $(addprefix demo-phase,$(NUMBERS)) \
         $(addprefix bench-phase,$(NUMBERS)) $(addprefix asan-phase,$(NUMBERS)) \
         $(addprefix diff-phase,$(NUMBERS)) $(addprefix trace-phase,$(NUMBERS)) \
-        $(addprefix trace-picture-phase,$(NUMBERS))
+        $(addprefix trace-picture-phase,$(NUMBERS)) changes-tables
 
 all:
 	@tools/deps.sh build
@@ -96,6 +98,11 @@ $(addprefix bench-phase,$(NUMBERS)): bench-phase%:
 # diff-phaseN: the lesson of phase N, as a unified diff against phase N-1.
 $(addprefix diff-phase,$(NUMBERS)): diff-phase%:
 	@tools/phase_diff.sh $* $(if $(STAT),--stat)
+
+# The "What changed" tables of the walkthroughs, from the diffs (make check
+# fails when they drift: tests/check_tables.sh).
+changes-tables:
+	@python3 tools/changes_table.py
 
 docs:
 	@tools/deps.sh docs

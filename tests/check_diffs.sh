@@ -4,6 +4,8 @@
 # no file it shows is a build output: no path with a build/ folder in it, no
 # object file or library, nothing that git ignores. The phase folders are
 # numbered without gaps or repeats, so that phase N-1 is always defined.
+# And every hand-written diff command in the walkthroughs and docs prints
+# exactly what make diff-phaseN prints (tests/diff_commands.py).
 #
 #   tests/check_diffs.sh        (run by make check and make test)
 # shellcheck source=tests/lib.sh
@@ -40,11 +42,19 @@ for phase in $(phases); do
     continue
   fi
   [ -s "$out" ] || echo "note: $phase is identical to the phase before it"
-  # The files the diff shows: its "diff -ruN ... OLD NEW" header lines and any
-  # "Binary files OLD and NEW differ" lines.
-  { sed -n 's/^diff .* \([^ ]*\) \([^ ]*\)$/\1\n\2/p' "$out"
-    sed -n 's/^Binary files \(.*\) and \(.*\) differ$/\1\n\2/p' "$out"; } | sort -u |
-    while read -r f; do if [ -e "$f" ]; then echo "$f"; fi; done >"$CHECK_TMP/files"  # diff -N names absent files too
+  # The files the diff shows, as --stat lists them (its last line is the
+  # total), on whichever side they exist (diff -N names absent files too).
+  if ! tools/phase_diff.sh "$n" --stat >"$CHECK_TMP/stat" 2>"$CHECK_TMP/err"; then
+    echo "$phase: tools/phase_diff.sh $n --stat fails:"
+    sed 's/^/    /' "$CHECK_TMP/err"
+    failures=$((failures + 1))
+    continue
+  fi
+  sed '$d' "$CHECK_TMP/stat" | awk '{ print $1 }' | while read -r f; do
+    for side in "$(phase_folder $((n - 1)))" "$phase"; do
+      if [ -e "$side/$f" ]; then echo "$side/$f"; fi
+    done
+  done >"$CHECK_TMP/files"
   bad=$(grep -E '(^|/)build/|\.(o|a|so|d)$' "$CHECK_TMP/files" || true)
   if [ "$in_git" = true ]; then
     ignored=$(git check-ignore --stdin <"$CHECK_TMP/files" || true)
@@ -55,7 +65,7 @@ for phase in $(phases); do
     echo "$bad" | head -n 20 | sed 's/^/    /'
     failures=$((failures + 1))
   else
-    echo "$phase: diff against phase $((n - 1)) is clean ($(grep -c '^diff ' "$out" || true) file(s) differ)"
+    echo "$phase: diff against phase $((n - 1)) is clean ($(sed '$d' "$CHECK_TMP/stat" | wc -l) file(s) differ)"
   fi
 done
 
@@ -63,8 +73,13 @@ if [ "$first" = true ]; then
   echo "check_diffs: no phase folders (phase[0-9]-*) in $ROOT"
   exit 1
 fi
+# The hand-written commands: each one run and compared with the target's output.
+if ! python3 tests/diff_commands.py "$ROOT"; then
+  failures=$((failures + 1))
+fi
+
 if [ "$failures" -gt 0 ]; then
   echo "check_diffs: $failures problem(s)"
   exit 1
 fi
-echo "check_diffs: $count diff(s) clean ($(elapsed))"
+echo "check_diffs: $count diff(s) clean, the hand-written ones identical ($(elapsed))"
