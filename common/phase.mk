@@ -20,7 +20,8 @@
 #              diagrams/trace_<demo>.png that the walkthrough shows
 #   clean      remove build/
 #
-# Knobs: BUILD (output folder), SANITIZE=1, OPT (optimisation flags),
+# Knobs: CXX (g++ by default; CXX=clang++ builds into build/clang), BUILD
+# (output folder), SANITIZE=1, OPT (optimisation flags),
 # TEST_TIMEOUT (seconds per test binary), RESULTS (file to append PASS/FAIL
 # lines to, for the top-level summary), BENCH_ARGS (extra benchmark flags),
 # HAVE_BOOST_FIBER (1/0: benchmarks with/without their Boost peers; found
@@ -36,7 +37,9 @@
 
 COMMON       := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PHASE        := $(notdir $(CURDIR))
-BUILD        ?= build
+# Each compiler builds into its own folder (make does not rebuild objects
+# when only CXX changes): build/ for the default g++, build/clang for clang++.
+BUILD        ?= $(if $(findstring clang,$(notdir $(CXX))),build/clang,build)
 OPT          ?= -O2
 TEST_TIMEOUT ?= 120
 ARCH         := $(shell uname -m)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, or says how to.
 #
-#   tools/deps.sh build|test|demo|bench|docs|trace|all
+#   tools/deps.sh build|test|demo|bench|docs|trace|clang|all
 #
+# clang: the test set plus clang (make test CXX=clang++). Any set also gets
+# clang when the environment's CXX names it (make exports CXX=clang++ given
+# on its command line to the recipes that run this script).
 # Quiet when everything is present. Otherwise installs the missing packages
 # with apt-get (directly as root, through sudo otherwise) and says so in one
 # line; where it cannot, it prints the exact command to run and fails.
@@ -14,7 +17,8 @@ test=("${build[@]}" libgtest-dev graphviz fonts-dejavu-core gdb)
 bench=("${build[@]}" libbenchmark-dev libboost-context-dev libboost-fiber-dev)
 docs=(doxygen graphviz fonts-dejavu-core)
 trace=("${build[@]}" python3-matplotlib)
-all=("${test[@]}" "${bench[@]}" "${docs[@]}" "${trace[@]}" valgrind gdb clang-format)
+clang=("${test[@]}" clang)
+all=("${test[@]}" "${bench[@]}" "${docs[@]}" "${trace[@]}" "${clang[@]}" valgrind gdb clang-format)
 
 case "$need" in
   build|demo) pkgs=("${build[@]}") ;;
@@ -22,9 +26,11 @@ case "$need" in
   bench) pkgs=("${bench[@]}") ;;
   docs) pkgs=("${docs[@]}") ;;
   trace) pkgs=("${trace[@]}") ;;
+  clang) pkgs=("${clang[@]}") ;;
   all) pkgs=("${all[@]}") ;;
-  *) echo "tools/deps.sh: unknown set '$need' (build, test, demo, bench, docs, trace, all)" >&2; exit 2 ;;
+  *) echo "tools/deps.sh: unknown set '$need' (build, test, demo, bench, docs, trace, clang, all)" >&2; exit 2 ;;
 esac
+case "$(basename "${CXX:-}")" in *clang*) pkgs+=(clang) ;; esac
 
 missing=()
 for p in $(printf '%s\n' "${pkgs[@]}" | sort -u); do
