@@ -4,7 +4,7 @@
 // Its code is split by concern:
 //   scheduler.cpp    the policy, the run queues and every change of state
 //   os_thread.cpp    adopting the OS thread, and the end of its life
-//   diagnostics.cpp  the dump, the deadlock and stall reports, invariants
+//   diagnostics.cpp  the dump, the deadlock report, invariants
 #pragma once
 
 #include <cstdint>
