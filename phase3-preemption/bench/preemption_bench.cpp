@@ -119,7 +119,7 @@ inline void work(std::uint64_t steps) {
 }
 
 /// Spins on the clock for `duration` (clock_gettime is in the vDSO: no
-/// system call, and a safe point for a tick).
+/// system call; not a safe point for a tick: walkthrough, section 4).
 void spin_for(std::chrono::nanoseconds duration) {
     const auto end = steady::now() + duration;
     while (steady::now() < end) {

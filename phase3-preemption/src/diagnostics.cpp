@@ -57,18 +57,6 @@ const char* to_string(on_list list) noexcept {
     return "?";
 }
 
-const char* to_string(not_preemptible why) noexcept {
-    switch (why) {
-        case not_preemptible::no: return "nothing stops it";
-        case not_preemptible::preemption_off: return "preemption is off";
-        case not_preemptible::critical_section: return "the scheduler is in a critical section";
-        case not_preemptible::disabled_by_thread: return "preemption is disabled in it";
-        case not_preemptible::unsafe_point:
-            return "it runs where it cannot be preempted (a shared library, a system call, a signal handler)";
-    }
-    return "?";
-}
-
 namespace {
 
 [[noreturn]] void end_report(const char* file, int line) noexcept {
@@ -172,7 +160,7 @@ void scheduler::report_deadlock() const noexcept {
     std::abort();
 }
 
-void scheduler::report_stall(std::int64_t ran_ns, not_preemptible why) const noexcept {
+void scheduler::report_stall(std::int64_t ran_ns, preempt::not_preemptible why) const noexcept {
     // The runtime's "reactor stalled" report (Seastar). Built from pieces
     // with write(2): this runs in a signal handler. The name is safe to read:
     // set_name changes it only inside a critical section, and ticks inside
@@ -182,7 +170,7 @@ void scheduler::report_stall(std::int64_t ran_ns, not_preemptible why) const noe
     report::text(" has run for ");
     report::number(static_cast<std::uint64_t>(ran_ns / 1'000'000));
     report::text(" ms without a switch while other threads wait, because ");
-    report::text(to_string(why));
+    report::text(preempt::to_string(why));
     report::text("; it is not stopped\n");
 }
 

@@ -7,6 +7,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -17,6 +18,7 @@
 
 #include "gt/preemption.hpp"
 #include "scheduler.hpp"
+#include "syscalls.hpp"
 
 namespace gt::detail::preempt {
 namespace {
@@ -54,10 +56,52 @@ void on_sigalrm(int, siginfo_t*, void* ucontext) {
 }
 
 // Signals 1-64 of a sigset_t: glibc's sigset_t is 1024 bits, the kernel's 64.
-unsigned long low_word(const sigset_t& set) noexcept {
-    unsigned long word;
+std::uint64_t low_word(const sigset_t& set) noexcept {
+    std::uint64_t word;
     std::memcpy(&word, &set, sizeof word);
     return word;
+}
+
+constexpr std::uint64_t sigalrm_bit = std::uint64_t{1} << (SIGALRM - 1);
+
+// The signal mask the calling OS thread's threads normally run with: read
+// when its ticker is made, then whatever the program sets with
+// pthread_sigmask or sigprocmask (their wrappers in syscalls.cpp), so that a
+// program that unblocks a signal it started with blocked is preempted as
+// before, and a handler of that signal is still recognised by its mask.
+// Changes made without those two functions (inside libc: siglongjmp,
+// sigsetmask; or in a signal handler, which rt_sigreturn undoes) are not
+// seen; the rule below stays safe for those that block less than it knows.
+thread_local std::uint64_t normal_mask = 0;
+thread_local volatile sig_atomic_t mask_changing = 0;  // between the two halves of a wrapper
+
+// The kernel, restarting a system call after the handler (SA_RESTART),
+// points the instruction pointer back at its `syscall` instruction (0f 05).
+bool at_system_call(const void* ucontext) noexcept {
+    const auto* pc = reinterpret_cast<const unsigned char*>(
+        static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
+    return pc[0] == 0x0f && pc[1] == 0x05;
+}
+
+// Calls every C library function that the tick's handler calls (on_sigalrm,
+// scheduler::on_tick and what it calls) once, here. A program is linked for
+// lazy binding by default: the first call of a function through the PLT
+// runs the dynamic linker's resolver, which saves the whole vector register
+// state on the stack (about 3.5 KiB with AVX-512). Done by the first tick,
+// that would happen on the interrupted thread's stack, on top of the
+// kernel's signal frame: twice a tick's usual depth. Keep this list in step
+// with the handler.
+void bind_what_the_handler_calls() noexcept {
+    const int saved_errno = errno;  // __errno_location
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    (void)!::write(-1, "", 0);  // fails (EBADF) and writes nothing; binds write, for the stall report
+    const char* volatile empty = "";
+    volatile std::size_t length = std::strlen(empty);  // the stall report measures its pieces
+    (void)length;
+    syscalls::resolve_real_functions();  // pthread_sigmask, through a pointer
+    errno = saved_errno;
 }
 
 // POSIX timers are per process and not inherited by fork(2)'s child: the
@@ -69,6 +113,9 @@ void restart_in_child() {
 void install_handler_once() {
     static std::once_flag once;
     std::call_once(once, [] {
+        // Before the first timer exists: nothing the handler or the system
+        // call wrappers need is looked up while ticks can come.
+        bind_what_the_handler_calls();
         dl_iterate_phdr(find_program_text, nullptr);
         if (!dynamically_linked) {
             // Linked with -static: libc's malloc and stdio are part of the
@@ -121,8 +168,8 @@ ticker::ticker() noexcept : tid_(static_cast<int>(::syscall(SYS_gettid))) {
     // (say, created while its creator blocked every signal) would never tick.
     unblock_timer_signal();
     sigset_t mask;
-    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
-    normal_mask_ = low_word(mask);
+    syscalls::real_pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    normal_mask = low_word(mask);
 }
 
 ticker::~ticker() { stop(); }
@@ -180,23 +227,54 @@ void ticker::restart_after_fork() noexcept {
     }
 }
 
-bool ticker::at_safe_point(const void* ucontext) const noexcept {
+not_preemptible ticker::why_not_safe(const void* ucontext) const noexcept {
     const auto* uc = static_cast<const ucontext_t*>(ucontext);
+    // No more signals blocked than normal (SIGALRM aside: the runtime's own,
+    // blocked by wrappers that hold ticks). One more is blocked inside a
+    // handler of the program's own signal: switching there would suspend
+    // that handler midway and run the next thread with its signal blocked.
+    if (mask_changing || (low_word(uc->uc_sigmask) & ~normal_mask & ~sigalrm_bit) != 0) {
+        return not_preemptible::signal_mask;
+    }
     const auto pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
-    return program_text.contains(pc) && low_word(uc->uc_sigmask) == normal_mask_;
+    if (program_text.contains(pc)) return not_preemptible::no;
+    return at_system_call(ucontext) ? not_preemptible::in_system_call : not_preemptible::not_in_program_code;
 }
 
-bool in_system_call(const void* ucontext) noexcept {
-    const auto* pc = reinterpret_cast<const unsigned char*>(
-        static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
-    return pc[0] == 0x0f && pc[1] == 0x05;
+const char* to_string(not_preemptible reason) noexcept {
+    switch (reason) {
+        case not_preemptible::no: return "nothing stops it";
+        case not_preemptible::preemption_off: return "preemption is off";
+        case not_preemptible::critical_section: return "the scheduler is in a critical section";
+        case not_preemptible::disabled_by_thread: return "preemption is disabled in it";
+        case not_preemptible::signal_mask:
+            return "it runs in a signal handler (more signals blocked than the program's mask)";
+        case not_preemptible::in_system_call: return "it waits in a system call";
+        case not_preemptible::not_in_program_code:
+            return "it runs outside the program's own code (in a shared library or the vDSO)";
+    }
+    return "?";
+}
+
+void signal_mask_changing() noexcept {
+    mask_changing = 1;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+void signal_mask_changed(int how, const sigset_t* set, const sigset_t* before) noexcept {
+    if (before != nullptr) {
+        const std::uint64_t was = low_word(*before), given = low_word(*set);
+        normal_mask = how == SIG_BLOCK ? was | given : how == SIG_UNBLOCK ? was & ~given : given;
+    }
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    mask_changing = 0;
 }
 
 void unblock_timer_signal() noexcept {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGALRM);
-    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    syscalls::real_pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 hold_ticks::hold_ticks() noexcept {
@@ -205,7 +283,7 @@ hold_ticks::hold_ticks() noexcept {
     sigemptyset(&set);
     sigaddset(&set, SIGALRM);
     sigset_t old;
-    ::pthread_sigmask(SIG_BLOCK, &set, &old);
+    syscalls::real_pthread_sigmask(SIG_BLOCK, &set, &old);
     held_ = sigismember(&old, SIGALRM) == 0;
 }
 

@@ -10,6 +10,25 @@
 
 namespace gt::detail::preempt {
 
+/// Why a tick that ends a time slice may not switch threads now. The
+/// scheduler answers the first three (scheduler::why_not_preemptible), the
+/// safe-point rule the last three (ticker::why_not_safe). The stall report
+/// names it.
+enum class not_preemptible : unsigned char {
+    no,                   ///< the tick may switch
+    preemption_off,       ///< the time slice is 0; ticks only feed the stall detector
+    critical_section,     ///< the scheduler is changing its own data
+    disabled_by_thread,   ///< inside gt::this_thread::disable_preemption
+    signal_mask,          ///< more signals blocked than the program's mask (the last one it set with
+                          ///< pthread_sigmask or sigprocmask): in a handler of one of its signals
+    in_system_call,       ///< waiting in the kernel (at the `syscall` instruction, outside the program's code)
+    not_in_program_code,  ///< in a shared library (libc, libstdc++...), the vDSO or the dynamic linker
+};
+
+/// The stall report's words for `reason` ("it waits in a system call").
+/// Async-signal-safe.
+const char* to_string(not_preemptible reason) noexcept;
+
 /// The timer of one OS thread's scheduler: timer_create(2) on
 /// CLOCK_MONOTONIC with SIGEV_THREAD_ID, so SIGALRM goes to this OS thread
 /// and no other. The first ticker of the process installs the SIGALRM
@@ -18,7 +37,8 @@ namespace gt::detail::preempt {
 class ticker {
 public:
     /// Records the calling OS thread's id and its signal mask (the mask its
-    /// threads normally run with); starts nothing.
+    /// threads normally run with, until the program sets another with
+    /// pthread_sigmask or sigprocmask); unblocks SIGALRM; starts nothing.
     ticker() noexcept;
     /// Deletes the timer.
     ~ticker();
@@ -45,31 +65,35 @@ public:
     /// this OS thread's timer again with the same period.
     void restart_after_fork() noexcept;
 
-    /// True if the code the signal interrupted (`ucontext`, the handler's
-    /// third argument) may be switched away from: it runs in the main
-    /// program's own machine code, not in a shared library (libc's malloc
-    /// and stdio hold locks there that the next thread would wait for
-    /// forever), and with the signal mask its thread normally runs with (not
-    /// in another signal's handler). Async-signal-safe.
-    bool at_safe_point(const void* ucontext) const noexcept;
+    /// Why the code the signal interrupted (`ucontext`, the handler's third
+    /// argument) may not be switched away from (signal_mask, in_system_call,
+    /// not_in_program_code), or not_preemptible::no if it may: it must run with no more signals blocked than its thread
+    /// normally runs with (not in a handler of another signal), and in the
+    /// main program's own machine code, not in a shared library (libc's
+    /// malloc and stdio hold locks there that the next thread would wait for
+    /// forever) or the vDSO. Async-signal-safe.
+    not_preemptible why_not_safe(const void* ucontext) const noexcept;
 
 private:
     timer_t timer_{};
     bool created_ = false;
     std::int64_t period_ns_ = 0;
-    int tid_;                    // the OS thread the ticks go to
-    unsigned long normal_mask_;  // its signal mask (signals 1-64) when the ticker was made
+    int tid_;  // the OS thread the ticks go to
 };
 
-/// True if the interrupted code (`ucontext`) waits in a system call: the
-/// kernel, restarting it after the handler (SA_RESTART), points the
-/// instruction pointer back at the `syscall` instruction (0f 05).
-/// Async-signal-safe.
-bool in_system_call(const void* ucontext) noexcept;
+/// Around the C library's pthread_sigmask/sigprocmask in their wrappers
+/// (syscalls.cpp): from signal_mask_changing() to signal_mask_changed() a
+/// tick does not switch (the mask and the record of it differ meanwhile);
+/// then the mask that `how` and `set` made of `before` (nullptr: the call
+/// failed, nothing changed) is the one the calling OS thread's threads
+/// normally run with. Async-signal-safe.
+void signal_mask_changing() noexcept;
+void signal_mask_changed(int how, const sigset_t* set, const sigset_t* before) noexcept;
 
 /// Unblocks SIGALRM for the calling OS thread: the handler runs with it
 /// blocked, and a thread it switches to must not inherit that.
-/// Async-signal-safe (pthread_sigmask).
+/// Async-signal-safe (the C library's pthread_sigmask, not the wrapper:
+/// this is the runtime's change, not the program's).
 void unblock_timer_signal() noexcept;
 
 /// While an object lives, SIGALRM is blocked on the calling OS thread, so a

@@ -14,6 +14,7 @@
 #include "invariant.hpp"
 #include "preempt.hpp"
 #include "sanitizers.hpp"
+#include "syscalls.hpp"
 #include "trace.hpp"
 
 namespace gt::detail {
@@ -218,7 +219,8 @@ void scheduler::switch_away() noexcept {
         const std::int64_t deadline = timers_.front()->wake_time;
         const std::int64_t idle_from = trace::enabled ? monotonic_now_ns() : 0;
         const timespec ts{static_cast<time_t>(deadline / 1'000'000'000), static_cast<long>(deadline % 1'000'000'000)};
-        while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+        const preempt::hold_ticks idle;  // a tick could only wake it for nothing; EINTR: the program's signal
+        while (syscalls::real_clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
         }
         if (trace::enabled) trace::idle(idle_from, monotonic_now_ns());
     }

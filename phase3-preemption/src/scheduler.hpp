@@ -29,18 +29,6 @@ std::int64_t monotonic_now_ns() noexcept;
 /// Async-signal-safe.
 std::int64_t thread_cpu_now_ns() noexcept;
 
-/// Why a tick that ends a time slice cannot switch threads now.
-enum class not_preemptible : std::uint8_t {
-    no,                 ///< it can: the tick switches
-    preemption_off,     ///< the time slice is 0; ticks only feed the stall detector
-    critical_section,   ///< the scheduler is changing its own data
-    disabled_by_thread, ///< inside gt::this_thread::disable_preemption
-    unsafe_point,       ///< not at a safe point (see preempt::ticker::at_safe_point)
-};
-
-/// Why, as the stall report says it ("preemption is disabled in it", ...).
-const char* to_string(not_preemptible why) noexcept;
-
 class scheduler {
 public:
     /// The calling OS thread's scheduler. The first call on an OS thread
@@ -233,16 +221,16 @@ private:
     bool slice_used() noexcept;
     /// Whether, and if not why not, the interrupted thread can be switched
     /// away from at `ucontext`.
-    not_preemptible why_not_preemptible(const void* ucontext) const noexcept;
+    preempt::not_preemptible why_not_preemptible(const void* ucontext) const noexcept;
     /// Leaves the tick pending for the end of the section or guard, and
     /// looks again soon when the thread was outside the program's code.
-    void defer_tick(not_preemptible why, const void* ucontext) noexcept;
+    void defer_tick(preempt::not_preemptible why) noexcept;
     /// Reports the running thread once per run if it has kept the CPU for
     /// the stall threshold while another thread waits.
-    void check_stall(std::int64_t now, not_preemptible why) noexcept;
+    void check_stall(std::int64_t now, preempt::not_preemptible why) noexcept;
 
     /// Writes the stall report for the running thread (async-signal-safe).
-    void report_stall(std::int64_t ran_ns, not_preemptible why) const noexcept;
+    void report_stall(std::int64_t ran_ns, preempt::not_preemptible why) const noexcept;
 
     [[noreturn]] void report_deadlock() const noexcept;
 

@@ -31,12 +31,12 @@ void scheduler::set_preemption(std::int64_t slice_ns, std::int64_t stall_thresho
 void scheduler::on_tick(void* ucontext) noexcept {
     const std::int64_t now = charge_tick();
     if (!slice_used()) return;
-    const not_preemptible why = why_not_preemptible(ucontext);
-    if (why == not_preemptible::no) {
+    const preempt::not_preemptible why = why_not_preemptible(ucontext);
+    if (why == preempt::not_preemptible::no) {
         end_slice(/*in_handler=*/true);
         return;
     }
-    defer_tick(why, ucontext);
+    defer_tick(why);
     check_stall(now, why);
 }
 
@@ -68,30 +68,31 @@ bool scheduler::slice_used() noexcept {
     return ++ticks_in_run_ >= ticks_per_slice;
 }
 
-not_preemptible scheduler::why_not_preemptible(const void* ucontext) const noexcept {
+preempt::not_preemptible scheduler::why_not_preemptible(const void* ucontext) const noexcept {
+    using preempt::not_preemptible;
     if (critical_depth_ > 0) return not_preemptible::critical_section;
     if (slice_ns_ == 0) return not_preemptible::preemption_off;
     if (running_->preemption_disabled > 0) return not_preemptible::disabled_by_thread;
-    if (!ticker_.at_safe_point(ucontext)) return not_preemptible::unsafe_point;
-    return not_preemptible::no;
+    return ticker_.why_not_safe(ucontext);  // the safe-point rule: signal mask, system call, program code
 }
 
-void scheduler::defer_tick(not_preemptible why, const void* ucontext) noexcept {
+void scheduler::defer_tick(preempt::not_preemptible why) noexcept {
     if (slice_ns_ == 0) return;  // the tick was for the stall detector only
     tick_pending_ = 1;  // honoured when the guard or critical section ends
-    // Outside the program's code it usually comes back soon (from a libc
-    // call, say) without passing any point that honours the tick: look
-    // again in a sixteenth of a slice, not a whole one — unless it waits in
-    // a system call, which takes as long as it takes.
-    if (why == not_preemptible::unsafe_point && !preempt::in_system_call(ucontext)) {
+    // Outside the program's code (or in a signal handler) it usually comes
+    // back soon (from a libc call, say) without passing any point that
+    // honours the tick: look again in a sixteenth of a slice, not a whole
+    // one — unless it waits in a system call, which takes as long as it
+    // takes.
+    if (why == preempt::not_preemptible::signal_mask || why == preempt::not_preemptible::not_in_program_code) {
         ticker_.retry_in(std::max<std::int64_t>(slice_ns_ / 16, 10'000));
     }
 }
 
-void scheduler::check_stall(std::int64_t now, not_preemptible why) noexcept {
+void scheduler::check_stall(std::int64_t now, preempt::not_preemptible why) noexcept {
     // Not inside a critical section: the report reads the thread's name,
     // which changes only inside one.
-    if (stall_ns_ == 0 || stall_reported_ || why == not_preemptible::critical_section) return;
+    if (stall_ns_ == 0 || stall_reported_ || why == preempt::not_preemptible::critical_section) return;
     // Stalled: it keeps the CPU while another thread waits for it.
     const bool someone_waits = (!run_queues_.empty() && run_queues_.highest() >= running_->priority) ||
                                (!timers_.empty() && timers_.front()->wake_time <= now);

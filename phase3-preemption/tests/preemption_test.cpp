@@ -12,14 +12,17 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <regex>
@@ -342,6 +345,96 @@ TEST(SignalMask, NoSwitchInsideAnotherSignalsHandler) {
     EXPECT_EQ(other_during_handler, 0);
 }
 
+sigset_t just(int signal) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signal);
+    return set;
+}
+
+// Spins (no calls, no yields) until this thread has been preempted `n`
+// times, or 10 s have passed; returns its preemptions.
+std::uint64_t spin_until_preempted(std::uint64_t n) {
+    const auto give_up = steady::now() + 10s;
+    std::uint64_t preemptions = 0;
+    for (long turn = 0; (preemptions = gt::debug::this_thread_stats().preemptions) < n; ++turn) {
+        std::atomic<long> busy{0};
+        spin_until_count(busy, 1000);
+        if (turn % 1024 == 0 && steady::now() > give_up) break;
+    }
+    return preemptions;
+}
+
+// Why: the signal mask an OS thread starts with is not the mask it must
+// keep. A program that starts with SIGUSR1 blocked (as a signal-handling
+// thread's creator often does) and later unblocks it runs with fewer
+// signals blocked than at start: that is no signal handler, and its
+// threads must still be preempted (before, none ever was again).
+TEST(SignalMask, AProgramThatUnblocksASignalItStartedWithBlockedIsStillPreempted) {
+    const sigset_t usr1 = just(SIGUSR1);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &usr1, &old);
+    std::uint64_t preemptions[2] = {0, 0};
+    std::thread os_thread([&] {  // its scheduler starts with SIGUSR1 blocked
+        gt::set_time_slice(1ms);
+        pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);
+        gt::thread a([&] { preemptions[0] = spin_until_preempted(5); });
+        gt::thread b([&] { preemptions[1] = spin_until_preempted(5); });
+        a.join();
+        b.join();
+    });
+    os_thread.join();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    EXPECT_GE(preemptions[0], 5u);
+    EXPECT_GE(preemptions[1], 5u);
+}
+
+// Why: the other half of the same rule. Once the program has unblocked
+// SIGUSR1, a handler of SIGUSR1 runs with it blocked again — with exactly
+// the mask the OS thread started with. The runtime must compare with the
+// mask the program set last, not the one it started with, or it would
+// switch threads inside that handler.
+TEST(SignalMask, NoSwitchInsideAHandlerOfASignalUnblockedAfterStart) {
+    static std::atomic<long>* other_counter = nullptr;
+    static long other_during_handler = -1;
+    struct sigaction action {
+    }, old_action{};
+    action.sa_handler = [](int) {
+        const long before = other_counter->load();
+        const auto end = steady::now() + 10ms;  // ~100 ticks
+        volatile long busy = 0;
+        while (steady::now() < end) {
+            for (int i = 0; i < 10'000; ++i) busy = busy + 1;  // the program's own code: ticks land here
+        }
+        other_during_handler = other_counter->load() - before;
+    };
+    sigemptyset(&action.sa_mask);
+    ASSERT_EQ(sigaction(SIGUSR1, &action, &old_action), 0);
+    const sigset_t usr1 = just(SIGUSR1);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &usr1, &old);
+    std::thread os_thread([&] {
+        gt::set_time_slice(200us);
+        pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);
+        std::atomic<bool> stop{false};
+        std::atomic<long> other{0};
+        other_counter = &other;
+        gt::thread spinner([&] { spin_until(stop, other); });
+        gt::thread raiser([&] {
+            while (other.load() == 0) {  // let the spinner start
+            }
+            pthread_kill(pthread_self(), SIGUSR1);
+            stop = true;
+        });
+        raiser.join();
+        spinner.join();
+    });
+    os_thread.join();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    sigaction(SIGUSR1, &old_action, nullptr);
+    EXPECT_EQ(other_during_handler, 0);
+}
+
 // Why: preemption off (a slice of 0) is phase 2's cooperative scheduling:
 // a spinning thread keeps the CPU until it yields.
 TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
@@ -512,6 +605,42 @@ TEST(StallDetector, WithPreemptionOffAHogIsReportedToo) {
     EXPECT_NE(err.find("because preemption is off; it is not stopped"), std::string::npos) << err;
 }
 
+// Why: a tick that lands in a handler of the program's own signal does
+// not switch (its signal is blocked there: more than the program's mask);
+// a handler that runs long while another thread waits is a stall, and the
+// report must say that the signal mask is why, not blame a shared library.
+TEST(StallDetector, AThreadInALongSignalHandlerIsReportedWithTheMaskAsTheReason) {
+    const preemption_for_test preemption(1ms, 20ms);
+    struct sigaction action {
+    }, old_action{};
+    action.sa_handler = [](int) {
+        const auto end = steady::now() + 100ms;
+        volatile long busy = 0;
+        while (steady::now() < end) {
+            for (int i = 0; i < 10'000; ++i) busy = busy + 1;  // the program's own code
+        }
+    };
+    sigemptyset(&action.sa_mask);
+    ASSERT_EQ(sigaction(SIGUSR2, &action, &old_action), 0);
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    testing::internal::CaptureStderr();
+    gt::thread hog({.name = "handler-hog"}, [&] {
+        ::raise(SIGUSR2);
+        stop = true;
+    });
+    gt::thread waiter([&] { spin_until(stop, other); });
+    hog.join();
+    waiter.join();
+    sigaction(SIGUSR2, &old_action, nullptr);
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("\"handler-hog\" has run for "), std::string::npos) << err;
+    EXPECT_NE(err.find("because it runs in a signal handler (more signals blocked than the program's mask); it is "
+                       "not stopped"),
+              std::string::npos)
+        << err;
+}
+
 // Why: a thread alone at its level is not stalling anybody: no report.
 TEST(StallDetector, NoReportWhenNobodyWaits) {
     const preemption_for_test preemption(0us, 20ms);
@@ -604,6 +733,103 @@ TEST(PreemptionDeathTest, ATickWithNoRoomForItsSignalFrameIsReportedAsAnOverflow
         },
         "gt: stack overflow in thread [0-9]+ \"deep\": it used all of its [0-9]+-byte stack: a preemption tick "
         "found less room left than a signal frame needs");
+}
+
+// --- what a tick costs on the stack -----------------------------------------
+
+constexpr unsigned char paint = 0xA5;
+
+// Paints the stack below its own frame, spins in the program's own code
+// (where ticks switch: another thread is READY) until this thread has taken
+// `ticks` more ticks, and returns how far below its frame the deepest byte
+// that something wrote lies: the kernel's signal frame and the handler's.
+__attribute__((noinline)) std::size_t depth_of_ticks(unsigned ticks) {
+    auto* bottom = static_cast<unsigned char*>(gt::detail::scheduler::current().running()->stack.bottom());
+    auto* frame = static_cast<unsigned char*>(__builtin_frame_address(0));
+    unsigned char* painted_top = frame - 512;  // memset's frame and the red zone stay unpainted
+    std::memset(bottom, paint, static_cast<std::size_t>(painted_top - bottom));
+    const std::uint64_t start = gt::debug::this_thread_stats().ticks;
+    while (gt::debug::this_thread_stats().ticks - start < ticks) {
+        std::atomic<long> busy{0};
+        spin_until_count(busy, 1000);
+    }
+    const unsigned char* p = bottom;
+    while (p < painted_top && *p == paint) ++p;
+    return static_cast<std::size_t>(frame - p);
+}
+
+const char* tick_stack_child() { return std::getenv("GT_TICK_STACK_CHILD"); }
+
+// Runs in a fresh process started by the tests below, with no GT_*
+// variable set (reading one would have made the runtime call functions the
+// handler calls too, such as errno's), so that the process's first tick is
+// the first time the handler runs at all.
+TEST(TickStackChild, Scenario) {
+    if (tick_stack_child() == nullptr) GTEST_SKIP() << "runs only as the child of TickStack tests";
+    const std::string mode = tick_stack_child();
+    std::atomic<bool> stop{false};
+    std::atomic<long> other{0};
+    if (mode == "depth") {  // the process's first tick, then later ones, at a known depth
+        std::size_t first = 0, later = 0;
+        gt::thread measured([&] {
+            first = depth_of_ticks(1);
+            later = depth_of_ticks(40);
+            stop = true;
+        });
+        gt::thread ready([&] { spin_until(stop, other); });
+        measured.join();
+        ready.join();
+        std::printf("first tick %zu bytes, later ticks %zu bytes\n", first, later);
+    }
+}
+
+// The output of a fresh process running TickStackChild.Scenario in `mode`.
+std::string run_tick_stack_child(const char* mode) {
+    const std::string self = std::string("/proc/") + std::to_string(::getpid()) + "/exe";
+    const std::string command = std::string("env -u GT_TIME_SLICE_US -u GT_STALL_REPORT_MS -u GT_TRACE ") +
+                                "GT_TICK_STACK_CHILD=" + mode + " " + self +
+                                " --gtest_filter=TickStackChild.Scenario 2>&1";
+    std::string output;
+    if (std::FILE* child = ::popen(command.c_str(), "r")) {
+        char buffer[512];
+        while (std::fgets(buffer, sizeof buffer, child) != nullptr) output += buffer;
+        ::pclose(child);
+    }
+    return output;
+}
+
+// Why: a tick needs room on the interrupted thread's stack for the kernel's
+// signal frame (AT_MINSIGSTKSZ) and the handler. If the handler's first
+// call of a libc function went through lazy binding, the dynamic linker's
+// resolver would run there too, on the first tick only, and save the whole
+// vector state again (3,000 more bytes here): a thread that lives with
+// little room left overflows once in a while, at its process's first tick.
+// The first tick must cost what later ones cost, and that within a bound.
+TEST(TickStack, TheFirstTickOfAProcessNeedsNoMoreStackThanLaterOnes) {
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "under AddressSanitizer the handler's calls go through ASan's interceptors, deeper";
+#endif
+    if (tick_stack_child() != nullptr) GTEST_SKIP();
+    const std::size_t frame = ::getauxval(AT_MINSIGSTKSZ);
+    for (int run = 0; run < 5; ++run) {
+        const std::string output = run_tick_stack_child("depth");
+        std::size_t first = 0, later = 0;
+        ASSERT_EQ(std::sscanf(output.c_str() + output.find("first tick"), "first tick %zu bytes, later ticks %zu bytes",
+                              &first, &later),
+                  2)
+            << output;
+        if (run == 0) std::printf("AT_MINSIGSTKSZ %zu; %s", frame, output.c_str() + output.find("first tick"));
+        // The kernel's frame, the red zone, the handler's own frames and the
+        // spin loop's: measured 3,312 bytes for a first tick (which never
+        // switches) with an AT_MINSIGSTKSZ of 3,376; 6,300 when the first
+        // call of errno's function went through the dynamic linker.
+        const std::size_t one_frame = (frame != 0 ? frame : 4096) + 1024;
+        EXPECT_LE(first, one_frame) << "the first tick went deeper than a signal frame and the handler";
+        // Later ticks: 3,544 bytes for one that switches, and twice that
+        // when a tick came due while the handler ran and nested on it
+        // (section 3 of the walkthrough).
+        EXPECT_LE(later, 2 * one_frame);
+    }
 }
 
 void destroy_a_guard_on_another_thread() {

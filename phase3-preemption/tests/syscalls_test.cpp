@@ -30,6 +30,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <optional>
@@ -41,6 +42,7 @@
 #include <gtest/gtest.h>
 
 #include "preemption_for_test.hpp"
+#include "syscalls.hpp"
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
@@ -625,6 +627,42 @@ TEST(AfterABlockingCall, PreemptionGoesOnAndNoThreadIsLeftWithSigalrmBlocked) {
     EXPECT_FALSE(sigalrm_blocked());
     EXPECT_FALSE(spin.saw_sigalrm_blocked());
     EXPECT_GT(spin.spins(), 0);
+}
+
+// ---- 7. the wrappers find libc's functions before any tick -----------------
+
+bool in_resolve_child() { return std::getenv("GT_RESOLVE_CHILD") != nullptr; }
+
+// Runs in a fresh process started by the test below, with preemption and
+// the stall detector off, so that no timer exists until it sets a slice.
+TEST(RealFunctionsChild, Scenario) {
+    if (!in_resolve_child()) GTEST_SKIP() << "runs only as the child of RealFunctions tests";
+    gt::this_thread::yield();  // the scheduler starts, without a timer
+    const bool before = gt::detail::syscalls::real_functions_resolved();
+    gt::set_time_slice(10s);   // the process's first timer: its first tick is 5 s away
+    const bool after = gt::detail::syscalls::real_functions_resolved();
+    const auto ticks = gt::debug::this_thread_stats().ticks;
+    std::printf("before %d after %d ticks %d\n", before, after, static_cast<int>(ticks));
+}
+
+// Why: a wrapper that looked libc's function up at its first call (a
+// function-local static: a guard variable, then dlsym) could be preempted
+// while it held the guard, in its own code; the next green thread to make
+// the same call would wait for that guard with the whole OS thread. So all
+// are found when the process's first timer is made, before its first tick,
+// and no wrapper looks anything up while ticks can come.
+TEST(RealFunctions, AreAllFoundWhenTheFirstTimerIsMadeBeforeAnyTick) {
+    if (in_resolve_child()) GTEST_SKIP();
+    const std::string self = std::string("/proc/") + std::to_string(::getpid()) + "/exe";
+    const std::string command = "GT_RESOLVE_CHILD=1 GT_TIME_SLICE_US=0 GT_STALL_REPORT_MS=0 " + self +
+                                " --gtest_filter=RealFunctionsChild.Scenario 2>&1";
+    std::string output;
+    if (std::FILE* child = ::popen(command.c_str(), "r")) {
+        char buffer[256];
+        while (std::fgets(buffer, sizeof buffer, child) != nullptr) output += buffer;
+        ::pclose(child);
+    }
+    EXPECT_NE(output.find("before 0 after 1 ticks 0"), std::string::npos) << output;
 }
 
 // ---- 6. fork(2) ----------------------------------------------------------

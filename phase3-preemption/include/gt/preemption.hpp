@@ -12,7 +12,9 @@
 ///
 /// A thread is preempted only where that is safe: outside the runtime's
 /// critical sections, outside gt::this_thread::disable_preemption regions,
-/// with the signal mask it normally runs with, and while it executes the
+/// with no more signals blocked than the program's mask (the one its OS
+/// thread started with, or last set with pthread_sigmask or sigprocmask:
+/// not inside a signal handler), and while it executes the
 /// program's own code — not inside a shared library such as libc, whose
 /// locks (malloc's, stdio's) the next thread would wait for forever. A tick
 /// that finds the thread elsewhere is deferred, not lost.
