@@ -104,6 +104,9 @@ struct control_block {
     wait_reason waiting_for = wait_reason::none;
     /// Which list `next` links it into; set and checked by the lists.
     on_list list = on_list::none;
+    /// It stopped inside the SIGALRM handler (end_slice from on_tick): it
+    /// resumes there, and SIGALRM stays blocked until that handler returns.
+    bool stopped_in_handler = false;
     /// lowest_priority..highest_priority; selects its run queue.
     int priority = default_priority;
     /// Next thread in a run queue (READY) or on the timer list (sleeping).

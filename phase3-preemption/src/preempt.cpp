@@ -277,6 +277,13 @@ void unblock_timer_signal() noexcept {
     syscalls::real_pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
+void block_timer_signal() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    syscalls::real_pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 hold_ticks::hold_ticks() noexcept {
     if (!ticking) return;
     sigset_t set;

@@ -90,11 +90,14 @@ private:
 void signal_mask_changing() noexcept;
 void signal_mask_changed(int how, const sigset_t* set, const sigset_t* before) noexcept;
 
-/// Unblocks SIGALRM for the calling OS thread: the handler runs with it
-/// blocked, and a thread it switches to must not inherit that.
-/// Async-signal-safe (the C library's pthread_sigmask, not the wrapper:
-/// this is the runtime's change, not the program's).
+/// Unblocks or blocks SIGALRM for the calling OS thread. The handler runs
+/// with it blocked; a thread switched to from inside the handler needs it
+/// unblocked, unless it stopped inside the handler itself (then it stays
+/// blocked until that handler returns). Async-signal-safe (the C library's
+/// pthread_sigmask, not the wrapper: this is the runtime's change, not the
+/// program's).
 void unblock_timer_signal() noexcept;
+void block_timer_signal() noexcept;
 
 /// While an object lives, SIGALRM is blocked on the calling OS thread, so a
 /// tick cannot interrupt a system call that SA_RESTART does not restart

@@ -125,10 +125,10 @@ void scheduler::end_slice(bool in_handler) noexcept {
     if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
     if (run_queues_.empty() || run_queues_.highest() < running_->priority) return;  // nobody else may run
     if (in_handler) {
-        // The thread switched to may have stopped in a yield, not in this
-        // handler, so nothing would restore its mask: SIGALRM must not stay
-        // blocked. (This thread gets its own mask back at sigreturn.)
-        preempt::unblock_timer_signal();
+        // SIGALRM stays blocked until this handler returns, after the thread
+        // runs again; the thread switched to sets the mask it needs itself
+        // (set_timer_mask_for).
+        running_->stopped_in_handler = true;
         switches_at_last_tick_ = switches_ + 1;  // the next thread's slice and run start at this tick
         ticks_in_run_ = 0;
         run_seen_since_ = last_tick_;
@@ -274,11 +274,13 @@ void scheduler::switch_to(control_block* next) noexcept {
     gt_switch_context(&prev->sp, next->sp);
     // Resumed: some thread switched back to prev, and running_ == prev again.
     sanitizers::finish_switch(prev->asan_fake_stack);
+    set_timer_mask_for(prev);
     if (zombie_ != nullptr) reap_zombie();
 }
 
 void scheduler::thread_started() noexcept {
     sanitizers::finish_switch(nullptr);
+    set_timer_mask_for(running_);
     reap_zombie();
     critical_depth_ = critical_depth_ - 1;  // entered by the thread that switched to us
 }

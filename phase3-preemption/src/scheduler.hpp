@@ -213,7 +213,16 @@ private:
     /// Frees the detached thread that finished just before this switch.
     void reap_zombie() noexcept;
 
-    // The tick's steps (ticks.cpp), in the order on_tick takes them.
+    /// At every landing site (after a switch, a new thread's start): gives
+    /// the OS thread the SIGALRM mask the resumed thread `t` needs: blocked
+    /// if it stopped inside the handler (so no second tick nests on its
+    /// signal frame before the handler returns), unblocked otherwise. One
+    /// compare when the mask is already right.
+    void set_timer_mask_for(control_block* t) noexcept;
+
+    // The tick's steps (ticks.cpp), in the order take_tick takes them.
+    /// on_tick without the bookkeeping of the OS thread's mask.
+    void take_tick(void* ucontext) noexcept;
     /// Charges the CPU time since the last tick to the running thread;
     /// notices that a new run began since. Returns now, in ns.
     std::int64_t charge_tick() noexcept;
@@ -249,6 +258,8 @@ private:
     // so neither the compiler nor a torn write hides a change from it. ----
     volatile sig_atomic_t critical_depth_ = 0;
     volatile sig_atomic_t tick_pending_ = 0;  // a tick found the running thread where it cannot be switched away from
+    volatile sig_atomic_t sigalrm_blocked_ = 0;  // SIGALRM is blocked on the OS thread now: a handler runs, or
+                                                 // was switched away from (see set_timer_mask_for)
 
     // ---- The tick's bookkeeping: written by on_tick (in the handler) and,
     // inside a critical section, by switch_to and end_slice. A tick never

@@ -29,6 +29,12 @@ void scheduler::set_preemption(std::int64_t slice_ns, std::int64_t stall_thresho
 }
 
 void scheduler::on_tick(void* ucontext) noexcept {
+    sigalrm_blocked_ = 1;  // the kernel blocks SIGALRM while its handler runs
+    take_tick(ucontext);
+    sigalrm_blocked_ = 0;  // rt_sigreturn restores the interrupted mask, which had it unblocked
+}
+
+void scheduler::take_tick(void* ucontext) noexcept {
     const std::int64_t now = charge_tick();
     if (!slice_used()) return;
     const preempt::not_preemptible why = why_not_preemptible(ucontext);
@@ -99,6 +105,19 @@ void scheduler::check_stall(std::int64_t now, preempt::not_preemptible why) noex
     if (someone_waits && now - run_seen_since_ >= stall_ns_) {
         stall_reported_ = true;
         report_stall(now - run_seen_since_, why);
+    }
+}
+
+void scheduler::set_timer_mask_for(control_block* t) noexcept {
+    if (t->stopped_in_handler) {
+        t->stopped_in_handler = false;
+        if (sigalrm_blocked_ == 0) {  // switched to from a thread outside a handler
+            preempt::block_timer_signal();
+            sigalrm_blocked_ = 1;
+        }
+    } else if (sigalrm_blocked_ != 0) {  // switched to from inside a handler
+        preempt::unblock_timer_signal();
+        sigalrm_blocked_ = 0;
     }
 }
 
