@@ -73,12 +73,27 @@ LIB_O0      := $(BUILD)/libgt-O0.a
 # benchmarks link: what a production build of the runtime costs.
 LIB_REL_OBJS := $(patsubst %,$(BUILD)/obj-release/%.o,$(LIB_SRCS))
 LIB_REL      := $(BUILD)/libgt-release.a
+# Every build of the library keeps a frame pointer in every function. A new
+# thread starts with rbp = 0 (make_context), which ends the rbp chain that
+# perf --call-graph=fp, profilers and hand-written unwinders follow, but only
+# if each runtime frame between the trampoline and the thread's code (first
+# of all thread_main) pushes rbp and points it at its frame: at -O1 and above
+# GCC otherwise uses rbp as one more register, and the thread's code would
+# find, say, the scheduler's address as its caller's frame.
+# (The library's objects depend on this file, so that a build folder made
+# before a change of these flags is rebuilt with them.)
+$(LIB_OBJS) $(LIB_O0_OBJS) $(LIB_REL_OBJS): CXXFLAGS += -fno-omit-frame-pointer
+$(LIB_OBJS) $(LIB_O0_OBJS) $(LIB_REL_OBJS): $(COMMON)/phase.mk
 
 # ---- examples, tests, benchmarks ----------------------------------------
 EXAMPLES      := $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*.cpp))
 TEST_MAINS    := $(wildcard tests/*_test.cpp)
 TEST_HELPERS  := $(filter-out $(TEST_MAINS),$(wildcard tests/*.cpp)) $(wildcard tests/*_$(ARCH).S)
 TEST_HELPER_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(TEST_HELPERS))
+# A test helper named *_fp.cpp is built with frame pointers at every -O
+# level, as the code of a program profiled with perf --call-graph=fp is
+# (tests/frame_chain_fp.cpp). The pattern also covers test-inherited's copies.
+%_fp.cpp.o: CXXFLAGS += -fno-omit-frame-pointer
 # Every test is built twice: at $(OPT) and at -O0 (test and library), because
 # ABI mistakes in a context switch (stack alignment, clobbered registers)
 # show up differently.

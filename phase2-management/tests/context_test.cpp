@@ -25,6 +25,7 @@
 #include <xmmintrin.h>
 
 #include "context.hpp"
+#include "frame_chain.hpp"
 
 extern "C" {
 std::uint64_t gt_test_callee_saved_survive(void (*fn)(), std::uint64_t seed);
@@ -315,6 +316,33 @@ TEST(Unwinding, BacktraceInsideAThreadEndsAtTheEntryTrampoline) {
     const auto entry = reinterpret_cast<std::uintptr_t>(&gt_context_entry);
     EXPECT_GT(walk.last_ip, entry) << "the outermost frame should be gt_context_entry";
     EXPECT_LE(walk.last_ip, entry + 16) << "the outermost frame should be gt_context_entry";
+}
+
+// Why: perf --call-graph=fp, profilers and hand-written unwinders follow the
+// saved rbp from frame to frame until they find the 0 that make_context
+// wrote. If a runtime frame on the way (thread_main) does not keep a frame
+// pointer, the thread's code finds the runtime's spare use of rbp (the
+// scheduler's address) as its saved rbp, and they read heap memory as stack
+// frames. Walked from code built with frame pointers, and from a thread
+// function whose own frames have none (this file at -O2).
+TEST(Unwinding, FramePointerChainStaysOnTheThreadsStackAndEndsAtZero) {
+    constexpr int depth = 3;
+    const gt_test::frame_chain with_frame_pointers = gt_test::walk_from_code_built_with_frame_pointers(depth);
+    gt_test::frame_chain direct;
+    gt::thread t(gt_test::record_frame_chain, &direct);
+    t.join();
+    const auto entry = reinterpret_cast<std::uintptr_t>(&gt_context_entry);
+    for (const auto& chain : {with_frame_pointers, direct}) {
+        EXPECT_EQ(chain.off_stack, 0u) << gt_test::describe(chain);
+        EXPECT_TRUE(chain.ended_at_zero) << gt_test::describe(chain);
+        // The outermost record is the one thread_main pushed, returning into
+        // the trampoline (or, were the trampoline to push one, all zeroes).
+        const std::uintptr_t last = chain.last_return_address;
+        EXPECT_TRUE(last == 0 || (last > entry && last <= entry + 16))
+            << gt_test::describe(chain) << "; gt_context_entry is at " << std::hex << entry;
+    }
+    // The walker's frame, one per nested call, and thread_main's at least.
+    EXPECT_GE(with_frame_pointers.frames, depth + 3) << gt_test::describe(with_frame_pointers);
 }
 
 }  // namespace
