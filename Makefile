@@ -18,6 +18,7 @@
 #   make check           the snapshot-consistency checks in tests/
 #   make deps            install everything the project can use (Debian packages)
 #   make clean           remove every build folder
+#   CXX=clang++          with any of them: build with Clang instead of GCC (into each phase's build/clang)
 #
 # Phases are discovered: any folder named phase<N>-<topic> is one.
 
@@ -76,9 +77,9 @@ asan:
 	@tools/deps.sh test
 	@mkdir -p build && rm -f build/asan-results.txt
 	@for p in $(PHASES); do \
-	  $(MAKE) -j$(JOBS) -C $$p BUILD=build/asan SANITIZE=1 tests >build/$$p-asan-build.log 2>&1 \
+	  $(MAKE) -j$(JOBS) -C $$p SANITIZE=1 tests >build/$$p-asan-build.log 2>&1 \
 	    || { cat build/$$p-asan-build.log; echo "FAIL $$p: asan build" >>build/asan-results.txt; continue; }; \
-	  $(MAKE) -C $$p BUILD=build/asan SANITIZE=1 test RESULTS=$(CURDIR)/build/asan-results.txt || true; \
+	  $(MAKE) -C $$p SANITIZE=1 test RESULTS=$(CURDIR)/build/asan-results.txt || true; \
 	done
 	@python3 common/run_tests.py --summarize build/asan-results.txt
 

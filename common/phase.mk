@@ -20,8 +20,8 @@
 #              diagrams/trace_<demo>.png that the walkthrough shows
 #   clean      remove build/
 #
-# Knobs: CXX (g++ by default; CXX=clang++ builds into build/clang), BUILD
-# (output folder), SANITIZE=1, OPT (optimisation flags),
+# Knobs: CXX (g++ or clang++), BUILD (output folder; default build/, or
+# build/clang with Clang, plus /asan with SANITIZE=1), SANITIZE=1, OPT (optimisation flags),
 # TEST_TIMEOUT (seconds per test binary), RESULTS (file to append PASS/FAIL
 # lines to, for the top-level summary), BENCH_ARGS (extra benchmark flags),
 # HAVE_BOOST_FIBER (1/0: benchmarks with/without their Boost peers; found
@@ -37,9 +37,12 @@
 
 COMMON       := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PHASE        := $(notdir $(CURDIR))
-# Each compiler builds into its own folder (make does not rebuild objects
-# when only CXX changes): build/ for the default g++, build/clang for clang++.
-BUILD        ?= $(if $(findstring clang,$(notdir $(CXX))),build/clang,build)
+# Both of Debian's compilers build everything (make test CXX=clang++). A
+# Clang build has a folder of its own, build/clang, as a sanitized one has
+# (.../asan): make would otherwise find the other compiler's objects up to
+# date and link and run those.
+CXX_IS_CLANG := $(findstring clang,$(shell $(CXX) --version 2>/dev/null))
+BUILD        ?= build$(if $(CXX_IS_CLANG),/clang)$(if $(SANITIZE),/asan)
 OPT          ?= -O2
 TEST_TIMEOUT ?= 120
 ARCH         := $(shell uname -m)
@@ -49,7 +52,15 @@ SANITIZERS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 SAN_FLAGS  := $(if $(SANITIZE),$(SANITIZERS))
 # GCC 12's flow analysis is confused by sanitizer instrumentation and warns
 # "may be used uninitialized" inside libstdc++ (std::function in std::regex).
-SAN_CXXFLAGS := $(if $(SANITIZE),-Wno-maybe-uninitialized)
+# Clang has no such warning and rejects the option.
+SAN_CXXFLAGS := $(if $(SANITIZE),$(if $(CXX_IS_CLANG),,-Wno-maybe-uninitialized))
+# Clang links the sanitizer runtime into the program itself by default: then
+# ASan's allocator and its locks count as the program's own code, where a
+# tick may switch threads. -shared-libsan keeps it a shared library, as GCC
+# does (the walkthrough of preemption, on safe points).
+ifneq ($(and $(SANITIZE),$(CXX_IS_CLANG)),)
+  SAN_LDFLAGS := -shared-libsan -Wl,-rpath,$(shell $(CXX) -print-runtime-dir)
+endif
 # Under ASan, also put locals on fake stacks: exercises the fiber-switch annotations.
 ASAN_ENV   := $(if $(SANITIZE),ASAN_OPTIONS=detect_stack_use_after_return=1:$(ASAN_OPTIONS))
 # -fstack-clash-protection: a function whose frame is bigger than a page
@@ -58,7 +69,7 @@ ASAN_ENV   := $(if $(SANITIZE),ASAN_OPTIONS=detect_stack_use_after_return=1:$(AS
 # code with it too).
 CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror -fstack-clash-protection $(SAN_FLAGS) $(SAN_CXXFLAGS)
 CPPFLAGS  += -Iinclude -Isrc -MMD -MP
-LDFLAGS   += $(SAN_FLAGS)
+LDFLAGS   += $(SAN_FLAGS) $(SAN_LDFLAGS)
 LDLIBS    += -pthread
 
 # ---- the library --------------------------------------------------------

@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "preemption_for_test.hpp"
+#include "sanitizers.hpp"
 #include "scheduler.hpp"
 
 using namespace std::chrono_literals;
@@ -172,7 +173,7 @@ TEST(Fairness, CpuBoundThreadsOfOneLevelGetEqualSharesWithinTenPercent) {
 TEST(Preemption, StrictPriorityHoldsAThreadOfLowerPriorityGetsNoSlice) {
     const preemption_for_test preemption(200us);
     std::atomic<bool> stop{false};
-    std::atomic<long> high_spins{0}, low_spins{0};
+    std::atomic<long> low_spins{0};
     long low_spins_when_high_ended = -1;
     gt::thread low({.priority = 10}, [&] { spin_until(stop, low_spins); });
     gt::thread high({.priority = 20}, [&] {
@@ -716,7 +717,7 @@ __attribute__((noinline)) int descend_then_spin(std::uintptr_t bottom, std::uint
 // frame (AT_MINSIGSTKSZ: ~3 KiB with AVX-512). A tick that finds less than
 // that left is an overflow too, and is reported as one, naming the thread.
 TEST(PreemptionDeathTest, ATickWithNoRoomForItsSignalFrameIsReportedAsAnOverflow) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(GT_ASAN)
     GTEST_SKIP() << "under AddressSanitizer the handler's own calls (intercepted clock_gettime) overflow first, "
                     "and ASan reports the stack overflow itself";
 #endif
