@@ -44,7 +44,9 @@ for phase in "${list[@]}"; do
   done
   # OPT="-O0 -g0": no optimisation and no debug info (-g0 comes after the
   # rules' -g), since only what the build reads matters here; it halves the time.
-  if ! "${MAKE_CMD[@]}" -C "$box/$phase" -j"$jobs" OPT="-O0 -g0" "${targets[@]}" "${tests[@]}" >"$log" 2>&1; then
+  # BUILD=build: the folder the test targets above name, whichever compiler
+  # CXX names (a Clang build would otherwise go to build/clang).
+  if ! "${MAKE_CMD[@]}" -C "$box/$phase" -j"$jobs" OPT="-O0 -g0" BUILD=build "${targets[@]}" "${tests[@]}" >"$log" 2>&1; then
     echo "$phase: does not build standalone (only $phase/ and common/ copied to a temporary folder)."
     if grep -qE 'error:|No such file|undefined reference|\*\*\*' "$log"; then
       echo "  make ${targets[*]} <the tests> said (errors only):"

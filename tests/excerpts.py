@@ -54,6 +54,7 @@ not followed by a code block and a code block that is never closed all fail.
 """
 import argparse
 import difflib
+import functools
 import os
 import re
 import subprocess
@@ -252,7 +253,7 @@ class Checker:
         if self.built[phase] is not None:
             self.error(md, lineno, f"make -C {parts[0]} examples failed:\n{self.built[phase]}")
             return
-        exe = phase / "build" / "examples" / parts[2][:-len(".cpp")]
+        exe = phase / _build_folder(phase) / "examples" / parts[2][:-len(".cpp")]
         try:
             proc = subprocess.run([str(exe)], cwd=phase, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   timeout=RUN_TIMEOUT, check=False)
@@ -276,6 +277,17 @@ class Checker:
                 shown_diff += "    (the output does not end with a newline)\n"
             self.error(md, block.fence_line, f"the block labelled Output of {target} is not what the "
                        f"program prints now; paste its output:\n{shown_diff.rstrip()}")
+
+
+@functools.lru_cache(maxsize=None)
+def _build_folder(phase):
+    """The folder the phase's make builds into: build/, or build/clang when
+    CXX=clang++ came from the environment (`make test CXX=clang++`)."""
+    proc = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(phase),
+                           "--eval", "gt-print-build: ; @echo $(BUILD)", "gt-print-build"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    folder = proc.stdout.decode(errors="replace").strip()
+    return folder if proc.returncode == 0 and folder else "build"
 
 
 def _dedent(line, indent):
