@@ -65,8 +65,8 @@ endif
 ASAN_ENV   := $(if $(SANITIZE),ASAN_OPTIONS=detect_stack_use_after_return=1:$(ASAN_OPTIONS))
 # -fstack-clash-protection: a function whose frame is bigger than a page
 # touches it page by page as it grows, so it cannot step over a thread's
-# guard page (Debian's GCC leaves it off by default; compile your own thread
-# code with it too).
+# guard page (Debian's GCC and Clang leave it off by default; compile your
+# own thread code with it too).
 CXXFLAGS  += -std=c++20 -g -Wall -Wextra -Wpedantic -Werror -fstack-clash-protection $(SAN_FLAGS) $(SAN_CXXFLAGS)
 CPPFLAGS  += -Iinclude -Isrc -MMD -MP
 LDFLAGS   += $(SAN_FLAGS) $(SAN_LDFLAGS)
