@@ -23,6 +23,10 @@
 #include "sanitizers.hpp"
 #include "scheduler.hpp"
 
+#if defined(GT_ASAN)
+#include <sanitizer/allocator_interface.h>
+#endif
+
 namespace {
 
 gt::detail::scheduler& sched() { return gt::detail::scheduler::current(); }
@@ -152,33 +156,52 @@ long resident_kib() {
     return pages_resident * (::sysconf(_SC_PAGESIZE) / 1024);
 }
 
+// The number of memory mappings of the process (lines of /proc/self/maps).
+long mappings() {
+    long lines = 0;
+    std::FILE* f = std::fopen("/proc/self/maps", "r");
+    if (f == nullptr) return -1;
+    for (int c; (c = std::fgetc(f)) != EOF;) lines += c == '\n';
+    std::fclose(f);
+    return lines;
+}
+
 // Why: a leak of a TCB or a stack per thread is invisible in one test and
 // fatal in a server; a million threads make even 64 bytes each show.
+// Under ASan, freed memory waits in quarantine, so resident memory cannot
+// stay flat, and each switch is tens of times slower: fewer rounds, and
+// the sanitizer's own count of live heap bytes (which excludes the
+// quarantine) and the count of mappings (a leaked stack is two: guard page
+// and stack) take resident memory's place; LeakSanitizer checks again at
+// exit.
 TEST(Leaks, AMillionSequentialThreadsKeepMemoryFlat) {
     for (int i = 0; i < 1000; ++i) {  // warm up: pool, allocator caches
         gt::thread t([] {});
         t.join();
     }
 #if defined(GT_ASAN)
-    // ASan keeps freed memory in quarantine, so resident memory cannot stay
-    // flat; LeakSanitizer checks for leaks at exit instead. Fewer rounds:
-    // each fake-stack switch is slow.
-    constexpr int rounds = 100'000;
+    constexpr int rounds = 20'000;
+    const std::size_t heap_before = __sanitizer_get_current_allocated_bytes();
 #else
     constexpr int rounds = 1'000'000;
 #endif
     const long before = resident_kib();
+    const long mappings_before = mappings();
     long sum = 0;
     for (int i = 0; i < rounds; ++i) {
         gt::thread t([&sum, i] { sum += i % 3; });
         t.join();
     }
     const long after = resident_kib();
+    const long new_mappings = mappings() - mappings_before;
     EXPECT_EQ(sum, rounds / 3 * 3 + (rounds % 3 == 2 ? 1 : 0));  // 0 + 1 + 2 per three rounds
+    EXPECT_LT(new_mappings, 100) << "a leaked stack is two mappings";
 #if !defined(GT_ASAN)
     EXPECT_LT(after - before, 1024) << "resident memory grew by " << (after - before) << " KiB";
 #else
     (void)before, (void)after;
+    const auto heap_growth = static_cast<long>(__sanitizer_get_current_allocated_bytes() - heap_before);
+    EXPECT_LT(heap_growth, 64 * 1024) << "live heap grew by " << heap_growth << " bytes";  // 3 bytes a thread
 #endif
 }
 

@@ -16,6 +16,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -60,6 +61,15 @@ void spin_until_count(long n) {
 void spin_for(std::chrono::nanoseconds duration) {
     const auto end = steady::now() + duration;
     while (steady::now() < end) {
+    }
+}
+
+// Spins until `n` more ticks have landed on the running thread. Counted,
+// not timed: on a loaded machine the OS thread may sleep through most of a
+// wall-clock interval and see only a tick or two of it.
+void spin_for_ticks(std::uint64_t n) {
+    const std::uint64_t end = gt::debug::this_thread_stats().ticks + n;
+    while (gt::debug::this_thread_stats().ticks < end) {
     }
 }
 
@@ -125,47 +135,78 @@ TEST(Preemption, EveryThreadMakesProgressAndTotalsAreConserved) {
 }
 
 // Why: round robin within a level: N CPU-bound threads get equal shares.
-// Two seconds at the default slice is ~200 slices; the bound is generous
-// (the benchmark reports the precise figure).
+// The run lasts until every spinner has had 60 slices (counted: a loaded
+// machine delivers fewer ticks per second). Round robin gives them equal
+// turns, exactly; equal turns are equal CPU time only when the OS thread
+// had the CPU throughout (the slice is wall-clock time), so the CPU shares
+// are held to 10% when it did, which an idle machine gives; the bound is
+// generous (the benchmark reports the precise figure). On any machine the
+// CPU time charged to each thread matches the work it did.
 TEST(Fairness, CpuBoundThreadsOfOneLevelGetEqualSharesWithinTenPercent) {
     const preemption_for_test preemption(gt::default_time_slice);
     const std::int64_t os_thread_cpu_before = gt::detail::thread_cpu_now_ns();
+    const auto wall_before = steady::now();
     constexpr int n = 3;
+    constexpr std::uint64_t turns = 60;
     std::atomic<bool> stop{false};
     std::array<std::atomic<long>, n> work{};
     std::array<gt::debug::thread_stats, n> stats{};
+    std::array<const gt::detail::control_block*, n> spinner{};
+    gt::this_thread::set_priority(gt::highest_priority);  // no spinner starts before the last is created
     std::vector<gt::thread> threads;
     for (int i = 0; i < n; ++i) {
         threads.emplace_back([&, i] {
+            spinner[i] = sched().running();
             spin_until(stop, work[i]);
             stats[i] = gt::debug::this_thread_stats();
         });
     }
     // main steps down so that only the spinners share the level, and a
-    // sleeper of higher priority ends the run after two seconds.
+    // sleeper of higher priority ends the run once each has had its turns.
     gt::thread timer({.priority = gt::highest_priority}, [&] {
-        gt::this_thread::sleep_for(2s);
+        const auto give_up = steady::now() + 60s;  // only if ticks stopped preempting
+        for (;;) {
+            gt::this_thread::sleep_for(100ms);
+            std::uint64_t fewest = UINT64_MAX;
+            for (const auto* t : spinner) fewest = std::min(fewest, t == nullptr ? 0 : t->preemptions);
+            if (fewest >= turns || steady::now() > give_up) break;
+        }
         stop = true;
     });
     gt::this_thread::set_priority(gt::lowest_priority);
     timer.join();
     for (auto& t : threads) t.join();
     gt::this_thread::set_priority(gt::default_priority);
-    double mean_work = 0, mean_cpu = 0;
+    const double os_thread_cpu = static_cast<double>(gt::detail::thread_cpu_now_ns() - os_thread_cpu_before);
+    const double wall = static_cast<double>(std::chrono::nanoseconds(steady::now() - wall_before).count());
+    double mean_work = 0, mean_cpu = 0, mean_work_per_cpu = 0;
+    std::uint64_t fewest = UINT64_MAX, most = 0;
     for (int i = 0; i < n; ++i) {
         mean_work += static_cast<double>(work[i].load()) / n;
         mean_cpu += static_cast<double>(stats[i].cpu_time.count()) / n;
+        mean_work_per_cpu += static_cast<double>(work[i].load()) / static_cast<double>(stats[i].cpu_time.count()) / n;
+        fewest = std::min(fewest, stats[i].preemptions);
+        most = std::max(most, stats[i].preemptions);
     }
+    EXPECT_GE(fewest, turns);
+    EXPECT_LE(most - fewest, 1u) << "round robin: every spinner gets a turn before any gets a second";
+    const bool had_the_cpu = os_thread_cpu >= 0.9 * wall;
     for (int i = 0; i < n; ++i) {
+        const double work_per_cpu = static_cast<double>(work[i].load()) / static_cast<double>(stats[i].cpu_time.count());
+        EXPECT_NEAR(work_per_cpu, mean_work_per_cpu, 0.10 * mean_work_per_cpu)
+            << "thread " << i << ": the CPU time charged to it does not match the work it did";
+        if (!had_the_cpu) continue;
         EXPECT_NEAR(static_cast<double>(work[i].load()), mean_work, 0.10 * mean_work) << "thread " << i;
         EXPECT_NEAR(static_cast<double>(stats[i].cpu_time.count()), mean_cpu, 0.10 * mean_cpu)
             << "thread " << i;
-        EXPECT_GE(stats[i].preemptions, 30u) << "thread " << i;
+    }
+    if (!had_the_cpu) {
+        std::cout << "[   NOTE   ] the OS thread had the CPU " << 100 * os_thread_cpu / wall
+                  << "% of the time: a loaded machine; CPU shares checked by turns only\n";
     }
     // Totals are conserved: the CPU time charged to the spinners is the CPU
     // time the OS thread used meanwhile (less what main and the sleeper
     // used, and the slices after the last tick: a few periods at most).
-    const double os_thread_cpu = static_cast<double>(gt::detail::thread_cpu_now_ns() - os_thread_cpu_before);
     EXPECT_LE(mean_cpu * n, os_thread_cpu);
     EXPECT_GE(mean_cpu * n, os_thread_cpu - 5e7) << "more than 50 ms of CPU time was charged to nobody";
 }
@@ -180,7 +221,7 @@ TEST(Preemption, StrictPriorityHoldsAThreadOfLowerPriorityGetsNoSlice) {
     long low_spins_when_high_ended = -1;
     gt::thread low({.priority = 10}, [&] { spin_until(stop, low_spins); });
     gt::thread high({.priority = 20}, [&] {
-        spin_for(30ms);  // ~150 slices: plenty of ticks that could have gone to low
+        spin_for_ticks(300);  // 150 slices: plenty of ticks that could have gone to low
         low_spins_when_high_ended = low_spins.load();
         stop = true;
     });
@@ -197,7 +238,7 @@ TEST(Preemption, ATickPreemptsOnlyForAThreadOfTheSameOrHigherPriority) {
     std::uint64_t preemptions = 99;
     gt::thread lower({.priority = 5}, [] {});
     gt::thread alone({.priority = 25}, [&] {
-        spin_for(20ms);
+        spin_for_ticks(200);
         preemptions = gt::debug::this_thread_stats().preemptions;
     });
     alone.join();
@@ -207,22 +248,26 @@ TEST(Preemption, ATickPreemptsOnlyForAThreadOfTheSameOrHigherPriority) {
 
 // Why: the user's guard. Inside it the thread keeps the CPU past many
 // ticks; the tick that came meanwhile is not lost: the guard's end honours
-// it, so the other READY thread runs right then.
+// it, so the other READY thread runs right then. Preemptions are counted
+// from the guard's start (a tick may preempt the thread before it gets
+// there), and the guard lasts twenty ticks, not a wall-clock time.
 TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) {
     const preemption_for_test preemption(200us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     long other_inside = -1;
-    std::uint64_t preemptions_inside = 99, preemptions_after = 0;
+    std::uint64_t preemptions_inside = 99, preemptions_at_end = 0;
     gt::thread guarded([&] {
+        std::uint64_t before = 0;
         {
             const gt::this_thread::disable_preemption no_preemption;
+            before = gt::debug::this_thread_stats().preemptions;
             other.store(0);
-            spin_for(20ms);  // ~100 ticks
+            spin_for_ticks(20);  // ten slices
             other_inside = other.load();
-            preemptions_inside = gt::debug::this_thread_stats().preemptions;
+            preemptions_inside = gt::debug::this_thread_stats().preemptions - before;
         }  // the deferred tick is honoured here: the other thread runs a slice
-        preemptions_after = gt::debug::this_thread_stats().preemptions;
+        preemptions_at_end = gt::debug::this_thread_stats().preemptions - before;
         stop = true;
     });
     gt::thread spinner([&] { spin_until(stop, other); });
@@ -231,7 +276,7 @@ TEST(DisablePreemption, TicksWaitUntilTheGuardEndsAndTheDeferredTickIsHonoured) 
     spinner.join();
     EXPECT_EQ(other_inside, 0);
     EXPECT_EQ(preemptions_inside, 0u);
-    EXPECT_EQ(preemptions_after, 1u);  // the guard's end, before the statement after it
+    EXPECT_EQ(preemptions_at_end, 1u);  // the guard's end, before the statement after it
 }
 
 // Why: guards nest; only the outermost one's end re-enables preemption.
@@ -244,10 +289,10 @@ TEST(DisablePreemption, GuardsNest) {
         const gt::this_thread::disable_preemption outer;
         {
             const gt::this_thread::disable_preemption inner;
-            spin_for(5ms);
+            spin_for_ticks(4);  // a tick is deferred: the inner guard's end must not honour it
         }
         const long before = other.load();
-        spin_for(5ms);  // still inside `outer`
+        spin_for_ticks(4);  // still inside `outer`
         other_between = other.load() - before;
         stop = true;
     });
@@ -268,11 +313,12 @@ TEST(CriticalSection, ATickInsideIsDeferredAndHonouredWhenItEnds) {
     std::uint64_t preemptions_inside = 99, preemptions_after = 0;
     gt::thread spinner([&] { spin_until(stop, other); });
     gt::thread inside([&] {
-        const std::uint64_t before = gt::debug::this_thread_stats().preemptions;
+        std::uint64_t before = 0;
         {
             gt::detail::scheduler::critical_section cs(sched());
+            before = gt::debug::this_thread_stats().preemptions;
             other.store(0);
-            spin_for(5ms);
+            spin_for_ticks(4);  // two slices
             other_inside = other.load();
             preemptions_inside = gt::debug::this_thread_stats().preemptions - before;
         }
@@ -289,29 +335,38 @@ TEST(CriticalSection, ATickInsideIsDeferredAndHonouredWhenItEnds) {
 // Why: the handler switches threads with SIGALRM blocked (the kernel blocks
 // it while its handler runs); if the thread switched to kept that mask,
 // ticks would silently stop. Every thread, however it was resumed, must
-// run with SIGALRM unblocked.
+// run with SIGALRM unblocked. The threads run until 200 preemptions have
+// happened between them (counted, not timed: a loaded machine only makes
+// it take longer); the even ones also yield every round.
 TEST(SignalMask, NoThreadRunsOrEndsWithSigalrmBlocked) {
     const preemption_for_test preemption(100us);
     constexpr int n = 6;
+    constexpr std::uint64_t enough = 200;
     std::atomic<int> blocked_seen{0};
-    std::atomic<std::uint64_t> preemptions{0};
+    std::array<std::atomic<std::uint64_t>, n> preemptions{};
+    const auto total = [&] {
+        std::uint64_t sum = 0;
+        for (const auto& p : preemptions) sum += p.load();
+        return sum;
+    };
+    const auto give_up = steady::now() + 30s;  // reached only if ticks stopped preempting
     std::vector<gt::thread> threads;
     for (int i = 0; i < n; ++i) {
         threads.emplace_back([&, i] {
-            const auto end = steady::now() + 100ms;
-            while (steady::now() < end) {
+            while (total() < enough && steady::now() < give_up) {
                 if (sigalrm_blocked()) ++blocked_seen;
                 if (i % 2 == 0) gt::this_thread::yield();  // mix voluntary switches with preemptions
                 spin_until_count(2000);  // time in the program's own code, where ticks preempt
+                preemptions[i] = gt::debug::this_thread_stats().preemptions;
             }
             if (sigalrm_blocked()) ++blocked_seen;
-            preemptions += gt::debug::this_thread_stats().preemptions;
+            preemptions[i] = gt::debug::this_thread_stats().preemptions;
         });
     }
     for (auto& t : threads) t.join();
     EXPECT_EQ(blocked_seen.load(), 0);
     EXPECT_FALSE(sigalrm_blocked());
-    EXPECT_GE(preemptions.load(), 100u);
+    EXPECT_GE(total(), enough) << "ticks stopped preempting";
 }
 
 // Why: a tick that interrupts a handler of the program's own signal must
@@ -361,8 +416,7 @@ std::uint64_t spin_until_preempted(std::uint64_t n) {
     const auto give_up = steady::now() + 10s;
     std::uint64_t preemptions = 0;
     for (long turn = 0; (preemptions = gt::debug::this_thread_stats().preemptions) < n; ++turn) {
-        std::atomic<long> busy{0};
-        spin_until_count(busy, 1000);
+        spin_until_count(1000);
         if (turn % 1024 == 0 && steady::now() > give_up) break;
     }
     return preemptions;
@@ -559,12 +613,19 @@ TEST(StallDetector, AStallIsReportedOnceWithNameIdAndDuration) {
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     bool finished = false;
+    steady::duration hog_ran{};
     testing::internal::CaptureStderr();
     gt::thread hog({.name = "hog"}, [&] {
+        const auto start = steady::now();
         {
             const gt::this_thread::disable_preemption no_preemption;
+            // A tick starts the detector's clock, and one 100 ms later reads
+            // it (a loaded machine may deliver no tick in between).
+            spin_for_ticks(1);
             spin_for(100ms);
+            spin_for_ticks(1);
         }
+        hog_ran = steady::now() - start;
         finished = true;
         stop = true;
     });
@@ -585,7 +646,9 @@ TEST(StallDetector, AStallIsReportedOnceWithNameIdAndDuration) {
     std::smatch m;
     ASSERT_TRUE(std::regex_search(err, m, report)) << err;
     EXPECT_GE(std::stoi(m[1]), 20);
-    EXPECT_LE(std::stoi(m[1]), 150);  // reported while it still ran (100 ms), give or take a late tick
+    // Reported while it still ran: no longer than the run itself, measured
+    // (a loaded machine stretches it), give or take the millisecond rounding.
+    EXPECT_LE(std::stoi(m[1]), std::chrono::duration_cast<std::chrono::milliseconds>(hog_ran).count() + 1);
     EXPECT_EQ(err.find("gt: stall:"), err.rfind("gt: stall:")) << "reported more than once:\n" << err;
 }
 
@@ -597,7 +660,9 @@ TEST(StallDetector, WithPreemptionOffAHogIsReportedToo) {
     std::atomic<long> other{0};
     testing::internal::CaptureStderr();
     gt::thread hog({.name = "cooperative-hog"}, [&] {
+        spin_for_ticks(1);  // the detector's clock starts at a tick ...
         spin_for(200ms);
+        spin_for_ticks(1);  // ... and a tick reads it (a loaded machine may deliver none in between)
         stop = true;
     });
     gt::thread waiter([&] { spin_until(stop, other); });
@@ -655,18 +720,33 @@ TEST(StallDetector, NoReportWhenNobodyWaits) {
 }
 
 // Why: the dump shows the accounting: CPU time, switches, preemptions.
+// The spinners share the OS thread's CPU time; it is compared with what
+// the OS thread used, not with the wall clock, which a loaded machine
+// stretches.
 TEST(Accounting, TheDumpShowsCpuTimeSwitchesAndPreemptions) {
     const preemption_for_test preemption(1ms);
+    const std::int64_t os_thread_cpu_before = gt::detail::thread_cpu_now_ns();
     std::atomic<bool> stop{false};
     std::atomic<long> a{0}, b{0};
     gt::thread one({.name = "spinner-one"}, [&] { spin_until(stop, a); });
     gt::thread two({.name = "spinner-two"}, [&] { spin_until(stop, b); });
-    std::ostringstream out;
-    // main leaves the level to the spinners; after 50 ms a thread of
-    // higher priority takes the dump and stops them.
+    // id, name, state, priority, stack, high-water, then cpu ms, switches, preemptions
+    const std::regex row(" spinner-one +READY +16 +262144 +[0-9]+ +([0-9]+) +([0-9]+) +([0-9]+)\n");
+    std::string dump;
+    std::smatch m;
+    double os_thread_cpu_ms = 0;
+    // main leaves the level to the spinners; a thread of higher priority
+    // takes a dump every 10 ms until spinner-one has had twenty slices
+    // (about 50 ms on an idle machine), then stops them.
     gt::thread timer({.priority = gt::highest_priority}, [&] {
-        gt::this_thread::sleep_for(50ms);
-        gt::debug::dump_threads(out);
+        for (int tries = 0; tries < 1000; ++tries) {
+            gt::this_thread::sleep_for(10ms);
+            std::ostringstream out;
+            gt::debug::dump_threads(out);
+            os_thread_cpu_ms = static_cast<double>(gt::detail::thread_cpu_now_ns() - os_thread_cpu_before) / 1e6;
+            dump = out.str();
+            if (std::regex_search(dump, m, row) && std::stoi(m[3]) >= 20) break;
+        }
         stop = true;
     });
     gt::this_thread::set_priority(gt::lowest_priority);
@@ -674,15 +754,12 @@ TEST(Accounting, TheDumpShowsCpuTimeSwitchesAndPreemptions) {
     one.join();
     two.join();
     gt::this_thread::set_priority(gt::default_priority);
-    const std::string dump = out.str();
-    // id, name, state, priority, stack, high-water, then cpu ms, switches, preemptions
-    const std::regex row(" spinner-one +READY +16 +262144 +[0-9]+ +([0-9]+) +([0-9]+) +([0-9]+)\n");
-    std::smatch m;
     ASSERT_TRUE(std::regex_search(dump, m, row)) << dump;
-    EXPECT_GE(std::stoi(m[1]), 10) << dump;  // ~25 ms of the 50
-    EXPECT_LE(std::stoi(m[1]), 50) << dump;
-    EXPECT_GE(std::stoi(m[2]), 5) << dump;
-    EXPECT_GE(std::stoi(m[3]), 5) << dump;
+    EXPECT_GE(std::stoi(m[3]), 20) << dump;
+    // Half of the OS thread's CPU time, give or take: at least a fifth of
+    // it, and no more than all of it (the dump rounds down to whole ms).
+    EXPECT_GE(std::stoi(m[1]), os_thread_cpu_ms / 5) << dump;
+    EXPECT_LE(std::stoi(m[1]), os_thread_cpu_ms) << dump;
     EXPECT_EQ(std::stoi(m[2]), std::stoi(m[3]) + 0) << "every switch to it ended in a preemption\n" << dump;
 }
 
@@ -753,8 +830,7 @@ __attribute__((noinline)) std::size_t depth_of_ticks(unsigned ticks) {
     std::memset(bottom, paint, static_cast<std::size_t>(painted_top - bottom));
     const std::uint64_t start = gt::debug::this_thread_stats().ticks;
     while (gt::debug::this_thread_stats().ticks - start < ticks) {
-        std::atomic<long> busy{0};
-        spin_until_count(busy, 1000);
+        spin_until_count(1000);
     }
     const unsigned char* p = bottom;
     while (p < painted_top && *p == paint) ++p;
