@@ -42,6 +42,7 @@
 #include <gtest/gtest.h>
 
 #include "preemption_for_test.hpp"
+#include "scheduler.hpp"
 #include "syscalls.hpp"
 
 using namespace std::chrono_literals;
@@ -151,13 +152,24 @@ constexpr auto late_bound = 3s;
 
 // Why: read(2) is restarted after a tick (SA_RESTART): blocked across ~300
 // ticks, it returns the bytes the other OS thread wrote, never -1/EINTR.
+// The writer waits 30 ms and until 50 ticks have interrupted the read
+// (counted: a loaded machine handles fewer ticks per second).
 TEST(RestartedCalls, PipeReadBlocksThroughTicksAndReturnsTheBytes) {
     const preemption_for_test preemption(100us);
     const spinner spin;
     const pipe_pair p;
     const auto start = steady::now();  // before the writer starts its 30 ms
-    std::thread writer = write_later(p.write_end(), "hello", call_time);
     const auto ticks_before = gt::debug::this_thread_stats().ticks;
+    // Read from the writer's OS thread while the tick handler counts: an
+    // aligned 8-byte load, and only a lower bound is needed.
+    const volatile std::uint64_t& reader_ticks = gt::detail::scheduler::current().running()->ticks;
+    std::thread writer([&p, &reader_ticks, ticks_before] {
+        const auto give_up = steady::now() + 10s;
+        std::this_thread::sleep_for(call_time);
+        while (reader_ticks - ticks_before < 50 && steady::now() < give_up) std::this_thread::sleep_for(1ms);
+        const ssize_t n = ::write(p.write_end(), "hello", 5);
+        (void)n;
+    });
     char buffer[16] = {};
     errno = 0;
     const ssize_t n = ::read(p.read_end(), buffer, sizeof buffer);
@@ -171,7 +183,7 @@ TEST(RestartedCalls, PipeReadBlocksThroughTicksAndReturnsTheBytes) {
     EXPECT_GE(took, call_time);
     EXPECT_LT(took, late_bound);
     // Ticks really landed while read(2) was blocked (SIGALRM is not blocked
-    // there; ~300 are due, a loaded machine may handle fewer).
+    // there; ~300 are due in 30 ms on an idle machine).
     EXPECT_GE(ticks, 50u) << "no ticks interrupted the read: the test proves nothing";
 }
 
