@@ -277,6 +277,8 @@ void unblock_timer_signal() noexcept {
     syscalls::real_pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
+bool this_os_thread_ticks() noexcept { return ticking; }
+
 void block_timer_signal() noexcept {
     sigset_t set;
     sigemptyset(&set);

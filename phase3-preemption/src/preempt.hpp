@@ -99,6 +99,11 @@ void signal_mask_changed(int how, const sigset_t* set, const sigset_t* before) n
 void unblock_timer_signal() noexcept;
 void block_timer_signal() noexcept;
 
+/// True if the calling OS thread's ticker is ticking: then the runtime owns
+/// SIGALRM, and the program's pthread_sigmask/sigprocmask leave it
+/// unblocked (syscalls.cpp). Async-signal-safe.
+bool this_os_thread_ticks() noexcept;
+
 /// While an object lives, SIGALRM is blocked on the calling OS thread, so a
 /// tick cannot interrupt a system call that SA_RESTART does not restart
 /// (nanosleep, poll, ...; see signal(7)) and make it fail with EINTR. A tick

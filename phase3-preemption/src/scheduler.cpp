@@ -126,8 +126,8 @@ void scheduler::end_slice(bool in_handler) noexcept {
     if (run_queues_.empty() || run_queues_.highest() < running_->priority) return;  // nobody else may run
     if (in_handler) {
         // SIGALRM stays blocked until this handler returns, after the thread
-        // runs again; the thread switched to sets the mask it needs itself
-        // (set_timer_mask_for).
+        // runs again; the thread switched to gets the mask it needs
+        // (block_ticks_for, unblock_ticks_after_landing).
         running_->stopped_in_handler = true;
         switches_at_last_tick_ = switches_ + 1;  // the next thread's slice and run start at this tick
         ticks_in_run_ = 0;
@@ -269,18 +269,19 @@ void scheduler::switch_to(control_block* next) noexcept {
     tick_pending_ = 0;  // a switch is what a deferred tick asked for
     swap_exception_state(eh_globals_, prev, next);
     // A FINISHED thread never comes back: let ASan free its fake stack.
+    block_ticks_for(next);
     sanitizers::start_switch(prev->state == thread_state::finished ? nullptr : &prev->asan_fake_stack,
                              next->stack_bottom, next->stack_size);
     gt_switch_context(&prev->sp, next->sp);
     // Resumed: some thread switched back to prev, and running_ == prev again.
     sanitizers::finish_switch(prev->asan_fake_stack);
-    set_timer_mask_for(prev);
+    unblock_ticks_after_landing(prev);
     if (zombie_ != nullptr) reap_zombie();
 }
 
 void scheduler::thread_started() noexcept {
     sanitizers::finish_switch(nullptr);
-    set_timer_mask_for(running_);
+    unblock_ticks_after_landing(running_);
     reap_zombie();
     critical_depth_ = critical_depth_ - 1;  // entered by the thread that switched to us
 }

@@ -213,12 +213,14 @@ private:
     /// Frees the detached thread that finished just before this switch.
     void reap_zombie() noexcept;
 
-    /// At every landing site (after a switch, a new thread's start): gives
-    /// the OS thread the SIGALRM mask the resumed thread `t` needs: blocked
-    /// if it stopped inside the handler (so no second tick nests on its
-    /// signal frame before the handler returns), unblocked otherwise. One
-    /// compare when the mask is already right.
-    void set_timer_mask_for(control_block* t) noexcept;
+    /// The OS thread's SIGALRM mask as the thread switched to needs it:
+    /// blocked if it stopped inside the handler, so that no second tick
+    /// nests on its signal frame before that handler returns (set before
+    /// the switch, since it stands on that frame at once); unblocked
+    /// otherwise (set after landing, since the thread that switched may
+    /// itself be inside the handler). One compare when the mask is right.
+    void block_ticks_for(const control_block* next) noexcept;
+    void unblock_ticks_after_landing(control_block* self) noexcept;
 
     // The tick's steps (ticks.cpp), in the order take_tick takes them.
     /// on_tick without the bookkeeping of the OS thread's mask.
@@ -259,7 +261,7 @@ private:
     volatile sig_atomic_t critical_depth_ = 0;
     volatile sig_atomic_t tick_pending_ = 0;  // a tick found the running thread where it cannot be switched away from
     volatile sig_atomic_t sigalrm_blocked_ = 0;  // SIGALRM is blocked on the OS thread now: a handler runs, or
-                                                 // was switched away from (see set_timer_mask_for)
+                                                 // was switched away from (see block_ticks_for)
 
     // ---- The tick's bookkeeping: written by on_tick (in the handler) and,
     // inside a critical section, by switch_to and end_slice. A tick never

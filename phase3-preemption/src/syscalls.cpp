@@ -90,6 +90,17 @@ void for_each_real_function(F f) {
     f(real_pthread_sigmask_), f(real_sigprocmask);
 }
 
+// The runtime owns SIGALRM while the OS thread ticks: a program that blocks
+// "every signal" (sigfillset, then SIG_BLOCK or SIG_SETMASK, before a
+// sigwait loop, say) would otherwise stop the ticks for good, and the stall
+// detector with them. So the wrappers take SIGALRM out of what they block.
+const sigset_t* without_timer_signal(int how, const sigset_t* set, sigset_t& copy) noexcept {
+    if (set == nullptr || how == SIG_UNBLOCK || !gt::detail::preempt::this_os_thread_ticks()) return set;
+    copy = *set;
+    sigdelset(&copy, SIGALRM);
+    return &copy;
+}
+
 // `mask` with SIGALRM added if `hold` blocked it, for calls that replace
 // the signal mask while they wait.
 const sigset_t* with_ticks_held(const sigset_t* mask, sigset_t& copy,
@@ -196,10 +207,13 @@ int sigsuspend(const sigset_t* mask) {
     return real_sigsuspend.get()(with_ticks_held(mask, copy, hold));
 }
 
-// The program sets its signal mask: what it sets is the mask its threads
-// normally run with from now on (preempt::signal_mask_changed).
+// The program sets its signal mask: what it sets, SIGALRM aside, is the
+// mask its threads normally run with from now on
+// (preempt::signal_mask_changed).
 int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
     if (set == nullptr) return real_pthread_sigmask_.get()(how, set, old);  // only reads it
+    sigset_t copy;
+    set = without_timer_signal(how, set, copy);
     sigset_t before;
     gt::detail::preempt::signal_mask_changing();
     const int error = real_pthread_sigmask_.get()(how, set, &before);
@@ -210,6 +224,8 @@ int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
 
 int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
     if (set == nullptr) return real_sigprocmask.get()(how, set, old);
+    sigset_t copy;
+    set = without_timer_signal(how, set, copy);
     sigset_t before;
     gt::detail::preempt::signal_mask_changing();
     const int result = real_sigprocmask.get()(how, set, &before);

@@ -108,13 +108,16 @@ void scheduler::check_stall(std::int64_t now, preempt::not_preemptible why) noex
     }
 }
 
-void scheduler::set_timer_mask_for(control_block* t) noexcept {
-    if (t->stopped_in_handler) {
-        t->stopped_in_handler = false;
-        if (sigalrm_blocked_ == 0) {  // switched to from a thread outside a handler
-            preempt::block_timer_signal();
-            sigalrm_blocked_ = 1;
-        }
+void scheduler::block_ticks_for(const control_block* next) noexcept {
+    if (next->stopped_in_handler && sigalrm_blocked_ == 0) {  // switching from outside a handler
+        preempt::block_timer_signal();
+        sigalrm_blocked_ = 1;
+    }
+}
+
+void scheduler::unblock_ticks_after_landing(control_block* self) noexcept {
+    if (self->stopped_in_handler) {  // its handler's rt_sigreturn unblocks SIGALRM
+        self->stopped_in_handler = false;
     } else if (sigalrm_blocked_ != 0) {  // switched to from inside a handler
         preempt::unblock_timer_signal();
         sigalrm_blocked_ = 0;

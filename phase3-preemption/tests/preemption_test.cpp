@@ -168,7 +168,10 @@ TEST(Fairness, CpuBoundThreadsOfOneLevelGetEqualSharesWithinTenPercent) {
         for (;;) {
             gt::this_thread::sleep_for(100ms);
             std::uint64_t fewest = UINT64_MAX;
-            for (const auto* t : spinner) fewest = std::min(fewest, t == nullptr ? 0 : t->preemptions);
+            for (const auto* t : spinner) {
+                const auto slices = gt::detail::stop_reason::slice_expired;
+                fewest = std::min(fewest, t == nullptr ? 0 : t->stops[static_cast<std::size_t>(slices)]);
+            }
             if (fewest >= turns || steady::now() > give_up) break;
         }
         stop = true;
@@ -950,6 +953,35 @@ TEST(SignalMask, AnOsThreadThatStartsWithSigalrmBlockedIsPreemptedAnyway) {
     });
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     os_thread.join();
+    EXPECT_GE(preemptions, 1u);
+}
+
+// Why: "block every signal, then sigwait in one place" is a common server
+// pattern. Done after gt has started, it would block SIGALRM too, and ticks
+// (preemption and the stall detector) would stop for good, silently. The
+// runtime owns SIGALRM: the program's pthread_sigmask leaves it unblocked,
+// and still blocks everything else.
+TEST(SignalMask, BlockingEverySignalLeavesTheTimerSignalToTheRuntime) {
+    const preemption_for_test preemption(1ms);
+    sigset_t all, old, now;
+    sigfillset(&all);
+    ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &all, &old), 0);
+    pthread_sigmask(SIG_BLOCK, nullptr, &now);
+    const bool alarm_blocked = sigismember(&now, SIGALRM) == 1;
+    const bool usr1_blocked = sigismember(&now, SIGUSR1) == 1;
+    std::atomic<bool> stop{false};
+    std::atomic<long> spins{0};
+    std::uint64_t preemptions = 0;
+    gt::thread spinner([&] {  // ends only if a tick takes the CPU from it
+        spin_until(stop, spins);
+        preemptions = gt::debug::this_thread_stats().preemptions;
+    });
+    gt::thread stopper([&] { stop = true; });
+    spinner.join();
+    stopper.join();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    EXPECT_FALSE(alarm_blocked) << "the program's sigfillset mask blocked the preemption timer's signal";
+    EXPECT_TRUE(usr1_blocked) << "the other signals must still be blocked as asked";
     EXPECT_GE(preemptions, 1u);
 }
 

@@ -8,7 +8,10 @@
 /// timer_create(2) on CLOCK_MONOTONIC and delivering SIGALRM to that OS
 /// thread only (SIGEV_THREAD_ID). The runtime owns SIGALRM: do not install
 /// your own handler for it, and do not use alarm(2), setitimer(2) or
-/// ITIMER_REAL in a program that uses gt.
+/// ITIMER_REAL in a program that uses gt. While an OS thread ticks,
+/// pthread_sigmask(3) and sigprocmask(2) leave SIGALRM unblocked there
+/// (a program that blocks every signal still gets preempted); blocking it
+/// by other means (a raw rt_sigprocmask system call) stops the ticks.
 ///
 /// A thread is preempted only where that is safe: outside the runtime's
 /// critical sections, outside gt::this_thread::disable_preemption regions,
