@@ -225,12 +225,27 @@ BENCHMARK(BM_cpu_bound_preemption_off)->UseManualTime()->Unit(benchmark::kMillis
 // the spinner's run. Each wait is also the iteration's manual time, so
 // Google Benchmark's Time column is the mean wall-clock wait.
 
-enum class waiter { ready, sleeper };
+//
+// The clock-spinner variant: the spinner loops on steady_clock::now(), so it
+// spends nearly all its time in libstdc++ and the vDSO, where a tick may not
+// switch (section 4 of the walkthrough); a deferred tick retries a sixteenth
+// of a slice later until one lands in the loop's few instructions of the
+// program's own. It has no goal: it measures how late that is.
 
-void waits_for_spinner(benchmark::State& state, std::chrono::microseconds slice, waiter how) {
+enum class waiter { ready, sleeper };
+enum class spinner_kind { own_code, clock };
+
+void waits_for_spinner(benchmark::State& state, std::chrono::microseconds slice, waiter how,
+                       spinner_kind kind = spinner_kind::own_code) {
     const preemption_setting setting(slice);
     std::atomic<bool> stop{false};
-    gt::thread spinner({.name = "spinner"}, [&stop] { spin_until(stop); });
+    gt::thread spinner({.name = "spinner"}, [&stop, kind] {
+        if (kind == spinner_kind::own_code) {
+            spin_until(stop);
+        } else {
+            while (!stop.load(std::memory_order_relaxed)) benchmark::DoNotOptimize(steady::now());
+        }
+    });
     const std::int64_t slice_ns = std::chrono::nanoseconds(slice).count();
     std::mt19937_64 random(20240601);
     std::uniform_int_distribution<std::int64_t> run_first(0, slice_ns * 9 / 10 - 1);
@@ -295,6 +310,11 @@ BENCHMARK(BM_sleeper_wait_1ms_slice)->UseManualTime()->Unit(benchmark::kMicrosec
 
 void BM_sleeper_wait_10ms_slice(benchmark::State& state) { waits_for_spinner(state, 10ms, waiter::sleeper); }
 BENCHMARK(BM_sleeper_wait_10ms_slice)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+void BM_sleeper_wait_behind_clock_spinner_1ms_slice(benchmark::State& state) {
+    waits_for_spinner(state, 1ms, waiter::sleeper, spinner_kind::clock);
+}
+BENCHMARK(BM_sleeper_wait_behind_clock_spinner_1ms_slice)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // ---- (3) the cost of a tick ---------------------------------------------------
 //
