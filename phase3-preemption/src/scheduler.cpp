@@ -268,8 +268,8 @@ void scheduler::switch_to(control_block* next) noexcept {
     ++switches_;
     tick_pending_ = 0;  // a switch is what a deferred tick asked for
     swap_exception_state(eh_globals_, prev, next);
-    // A FINISHED thread never comes back: let ASan free its fake stack.
     block_ticks_for(next);
+    // A FINISHED thread never comes back: let ASan free its fake stack.
     sanitizers::start_switch(prev->state == thread_state::finished ? nullptr : &prev->asan_fake_stack,
                              next->stack_bottom, next->stack_size);
     gt_switch_context(&prev->sp, next->sp);
