@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <iomanip>
 #include <ostream>
-#include <source_location>
 #include <sstream>
 #include <vector>
 
@@ -88,8 +87,8 @@ void invariant_failed(const char* what, const control_block& t, const char* file
     end_report(file, line);
 }
 
-void wrong_state(const control_block& t, thread_state from, thread_state to,
-                 const std::source_location& where) noexcept {
+void wrong_state(const control_block& t, thread_state from, thread_state to, const char* file, int line,
+                 const char* function) noexcept {
     report::text("gt: invariant broken: ");
     report::thread(t);
     report::text(" goes from ");
@@ -99,9 +98,9 @@ void wrong_state(const control_block& t, thread_state from, thread_state to,
     report::text(", but it is ");
     report::text(to_string(t.state));
     report::text(" (in ");
-    report::text(where.function_name());
+    report::text(function);
     report::text(")");
-    end_report(where.file_name(), static_cast<int>(where.line()));
+    end_report(file, line);
 }
 
 std::string scheduler::name_of(const control_block& t) {

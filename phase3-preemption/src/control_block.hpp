@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <source_location>
 #include <string>
 #include <vector>
 
@@ -171,16 +170,21 @@ struct control_block {
 
 /// Reports that `t` was about to go from `from` to `to` but is in another
 /// state, and aborts (diagnostics.cpp).
-[[noreturn]] void wrong_state(const control_block& t, thread_state from, thread_state to,
-                              const std::source_location& where) noexcept;
+[[noreturn]] void wrong_state(const control_block& t, thread_state from, thread_state to, const char* file,
+                              int line, const char* function) noexcept;
 
-/// The one place where a thread's state changes. Checks that `t` is in
-/// `from` (the report names the thread, the state it is in and the one it
-/// should have been in), then moves it to `to`.
+/// The one place where a thread's state changes: checks that `t` is in
+/// `from`, then moves it to `to`. A failed check names the thread, the
+/// state it is in, the one it should have been in, and the caller, whose
+/// file, line and function the default arguments take at the call site
+/// (GCC's and Clang's __builtin_FILE/LINE/FUNCTION; std::source_location
+/// does the same, but Clang 14 cannot compile it with libstdc++ 12).
 inline void change_state(control_block& t, [[maybe_unused]] thread_state from, thread_state to,
-                         [[maybe_unused]] std::source_location where = std::source_location::current()) noexcept {
+                         [[maybe_unused]] const char* file = __builtin_FILE(),
+                         [[maybe_unused]] int line = __builtin_LINE(),
+                         [[maybe_unused]] const char* function = __builtin_FUNCTION()) noexcept {
 #if !defined(NDEBUG)
-    if (t.state != from) wrong_state(t, from, to, where);
+    if (t.state != from) wrong_state(t, from, to, file, line, function);
 #endif
     t.state = to;
 }
