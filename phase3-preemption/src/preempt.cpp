@@ -270,21 +270,23 @@ void signal_mask_changed(int how, const sigset_t* set, const sigset_t* before) n
     mask_changing = 0;
 }
 
-void unblock_timer_signal() noexcept {
+namespace {
+
+// SIG_BLOCK or SIG_UNBLOCK of SIGALRM alone, through libc's pthread_sigmask.
+void change_timer_signal(int how) noexcept {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGALRM);
-    syscalls::real_pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    syscalls::real_pthread_sigmask(how, &set, nullptr);
 }
+
+}  // namespace
+
+void unblock_timer_signal() noexcept { change_timer_signal(SIG_UNBLOCK); }
+
+void block_timer_signal() noexcept { change_timer_signal(SIG_BLOCK); }
 
 bool this_os_thread_ticks() noexcept { return ticking; }
-
-void block_timer_signal() noexcept {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGALRM);
-    syscalls::real_pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
 
 hold_ticks::hold_ticks() noexcept {
     if (!ticking) return;

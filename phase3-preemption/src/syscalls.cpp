@@ -101,6 +101,22 @@ const sigset_t* without_timer_signal(int how, const sigset_t* set, sigset_t& cop
     return &copy;
 }
 
+// The body of both mask wrappers below: `real` is libc's pthread_sigmask
+// (returns an error number) or sigprocmask (returns -1 and sets errno);
+// either way 0 means success, and the result is passed on unchanged.
+int set_program_mask(int (*real)(int, const sigset_t*, sigset_t*), int how, const sigset_t* set,
+                     sigset_t* old) noexcept {
+    if (set == nullptr) return real(how, set, old);  // only reads it
+    sigset_t copy;
+    set = without_timer_signal(how, set, copy);
+    sigset_t before;
+    gt::detail::preempt::signal_mask_changing();
+    const int result = real(how, set, &before);
+    gt::detail::preempt::signal_mask_changed(how, set, result == 0 ? &before : nullptr);
+    if (result == 0 && old != nullptr) *old = before;
+    return result;
+}
+
 // `mask` with SIGALRM added if `hold` blocked it, for calls that replace
 // the signal mask while they wait.
 const sigset_t* with_ticks_held(const sigset_t* mask, sigset_t& copy,
@@ -211,27 +227,11 @@ int sigsuspend(const sigset_t* mask) {
 // mask its threads normally run with from now on
 // (preempt::signal_mask_changed).
 int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
-    if (set == nullptr) return real_pthread_sigmask_.get()(how, set, old);  // only reads it
-    sigset_t copy;
-    set = without_timer_signal(how, set, copy);
-    sigset_t before;
-    gt::detail::preempt::signal_mask_changing();
-    const int error = real_pthread_sigmask_.get()(how, set, &before);
-    gt::detail::preempt::signal_mask_changed(how, set, error == 0 ? &before : nullptr);
-    if (error == 0 && old != nullptr) *old = before;
-    return error;
+    return set_program_mask(real_pthread_sigmask_.get(), how, set, old);
 }
 
 int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
-    if (set == nullptr) return real_sigprocmask.get()(how, set, old);
-    sigset_t copy;
-    set = without_timer_signal(how, set, copy);
-    sigset_t before;
-    gt::detail::preempt::signal_mask_changing();
-    const int result = real_sigprocmask.get()(how, set, &before);
-    gt::detail::preempt::signal_mask_changed(how, set, result == 0 ? &before : nullptr);
-    if (result == 0 && old != nullptr) *old = before;
-    return result;
+    return set_program_mask(real_sigprocmask.get(), how, set, old);
 }
 
 }  // extern "C"
