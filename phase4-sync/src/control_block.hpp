@@ -1,6 +1,7 @@
 // The thread control block (TCB): everything the runtime knows about one
 // green thread, the one function that changes its state, and the intrusive
-// lists that link TCBs together (run queues, the timer list).
+// lists that link TCBs together (run queues, the timer list; wait queues
+// are in wait_queue.hpp).
 #pragma once
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "gt/detail/wait_queue.hpp"
 #include "gt/thread.hpp"
 #include "gt/thread_specific_ptr.hpp"
 #include "invariant.hpp"
@@ -27,7 +29,7 @@ class scheduler;
 ///   READY --(picked by the scheduler)--> RUNNING --(returns, exit())--> FINISHED
 ///     ^  ^                                 |  |
 ///     |  +--(yields, outranked, slice)-----+  |
-///     +--(woken)-- BLOCKED <--(joins, sleeps)-+
+///     +--(woken)-- BLOCKED <--(joins, sleeps, waits)-+
 ///
 /// (A sleeper whose time comes while the OS thread idles on its own stack
 /// goes BLOCKED -> READY -> RUNNING without a switch.)
@@ -49,22 +51,19 @@ enum class stop_reason : std::uint8_t {
     slice_expired,  ///< the timer ended its time slice: to the back
     join,           ///< it waits for another thread to finish: BLOCKED
     sleep,          ///< it waits for its wake_time: BLOCKED
+    wait,           ///< it waits on a wait queue (waiting_on), perhaps until a deadline: BLOCKED
     finished,       ///< its function returned: FINISHED
 };
-inline constexpr std::size_t stop_reasons = 6;
+inline constexpr std::size_t stop_reasons = 7;
 
-/// "yield", "outranked", "time slice", "join", "sleep" or "finished".
+/// "yield", "outranked", "time slice", "join", "sleep", "wait" or "finished".
 const char* to_string(stop_reason why) noexcept;
 
-/// What a BLOCKED thread waits for.
-enum class wait_reason : std::uint8_t {
-    none,   ///< not blocked
-    join,   ///< another thread to finish (control_block::joining)
-    sleep,  ///< its wake_time (on the scheduler's timer list)
-};
-
-/// "-", "join" or "sleep".
+/// "-", "join", "sleep", "mutex", "condition variable", ...
 const char* to_string(wait_reason reason) noexcept;
+
+/// "-", "notified", "handoff" or "timeout".
+const char* to_string(wake_reason reason) noexcept;
 
 /// Which intrusive list a thread's `next` link is on. A thread is on at most
 /// one list at a time; each list asserts it when it links a thread in.
@@ -120,8 +119,24 @@ struct control_block {
     control_block* joining = nullptr;
     /// Detached: reaped by the scheduler as soon as it has finished.
     bool detached = false;
-    /// While sleeping: when to wake, in ns on CLOCK_MONOTONIC.
+    /// While sleeping, or waiting with a deadline: when to wake, in ns on
+    /// CLOCK_MONOTONIC.
     std::int64_t wake_time = 0;
+    /// The wait queue it is on while BLOCKED on one, and its neighbours
+    /// there. Separate from `next`: a timed waiter is on a wait queue and
+    /// on the timer list at once, and the first of the two to wake it
+    /// unlinks it from the other.
+    wait_queue* waiting_on = nullptr;
+    control_block* wait_prev = nullptr;
+    control_block* wait_next = nullptr;
+    /// The wake ticket: a block ends with exactly one wakeup, the one that
+    /// moves it from the epoch the thread blocked with to the next
+    /// (scheduler::wake). A notify that races with a timeout loses
+    /// instead of waking twice. Atomic: a waker on another OS thread will
+    /// race for it too.
+    std::atomic<std::uint32_t> wake_epoch{0};
+    /// What ended its last block (set by the winning wake).
+    wake_reason woke_by = wake_reason::none;
     /// Empty: the default "thread-<id>" (built only when asked for). A
     /// signal handler may read it (report::thread), so it changes only
     /// inside a critical section.
@@ -299,8 +314,8 @@ private:
     std::uint32_t bitmap_ = 0;
 };
 
-/// Sleepers linked through control_block::next, sorted by wake_time, FIFO
-/// among equal deadlines. Insertion is O(n), the earliest is O(1). Owns the
+/// Sleepers and timed waiters linked through control_block::next, sorted
+/// by wake_time, FIFO among equal deadlines. Insertion is O(n), the earliest is O(1). Owns the
 /// membership mark like run_queue.
 class timer_list {
 public:
@@ -319,6 +334,17 @@ public:
         t->next = *link;
         *link = t;
         t->list = on_list::timer_list;
+    }
+
+    /// Unlinks `t`, which must be on this list: a timed waiter that
+    /// something else woke before its deadline. O(length).
+    void remove(control_block* t) noexcept {
+        GT_INVARIANT_ON(t->list == on_list::timer_list, *t, "only a thread on the timer list is removed from it");
+        control_block** link = &head_;
+        while (*link != t) link = &(*link)->next;
+        *link = t->next;
+        t->next = nullptr;
+        t->list = on_list::none;
     }
 
     /// The earliest sleeper if its wake_time is at or before `now_ns`,

@@ -33,6 +33,7 @@ const char* to_string(stop_reason why) noexcept {
         case stop_reason::slice_expired: return "time slice";
         case stop_reason::join: return "join";
         case stop_reason::sleep: return "sleep";
+        case stop_reason::wait: return "wait";
         case stop_reason::finished: return "finished";
     }
     return "?";
@@ -43,6 +44,23 @@ const char* to_string(wait_reason reason) noexcept {
         case wait_reason::none: return "-";
         case wait_reason::join: return "join";
         case wait_reason::sleep: return "sleep";
+        case wait_reason::mutex: return "mutex";
+        case wait_reason::condition_variable: return "condition variable";
+        case wait_reason::shared_mutex: return "shared mutex";
+        case wait_reason::barrier: return "barrier";
+        case wait_reason::semaphore: return "semaphore";
+        case wait_reason::call_once: return "call_once";
+        case wait_reason::channel: return "channel";
+    }
+    return "?";
+}
+
+const char* to_string(wake_reason reason) noexcept {
+    switch (reason) {
+        case wake_reason::none: return "-";
+        case wake_reason::notified: return "notified";
+        case wake_reason::handoff: return "handoff";
+        case wake_reason::timeout: return "timeout";
     }
     return "?";
 }
@@ -155,6 +173,17 @@ void scheduler::report_deadlock() const noexcept {
     text << "gt: deadlock: no thread can run again: every thread is BLOCKED and none is sleeping.\n";
     dump(text);
     std::fputs(text.str().c_str(), stderr);
+    trace::flush();
+    std::abort();
+}
+
+void scheduler::report_foreign_wake(const control_block& t) const noexcept {
+    report::text("gt: ");
+    report::thread(*running_);
+    report::text(" would wake ");
+    report::thread(t);
+    report::text(", which belongs to another OS thread's scheduler: a gt synchronization object is shared "
+                 "between OS threads, which phase 6 supports and this phase does not\n");
     trace::flush();
     std::abort();
 }

@@ -23,6 +23,9 @@
 #include "trace.hpp"
 
 namespace gt::detail {
+
+constinit thread_local control_block* running_thread = nullptr;
+
 namespace {
 
 // A plain pointer, constant-initialised, so that reading it is safe from
@@ -105,6 +108,7 @@ scheduler::scheduler() noexcept : running_(&main_), all_threads_(&main_), all_ta
     }
     eh_globals_ = abi::__cxa_get_globals();  // this OS thread's, for as long as it lives
     this_os_threads_scheduler = this;
+    running_thread = &main_;
     static std::once_flag once;
     std::call_once(once, [] { previous_terminate_handler = std::set_terminate(name_the_thread_then_terminate); });
     alt_stack_ = overflow::install_reporter();
@@ -125,6 +129,7 @@ scheduler::~scheduler() {
     reap_zombie();
     overflow::remove_reporter(alt_stack_);
     this_os_threads_scheduler = nullptr;
+    running_thread = nullptr;
 }
 
 void scheduler::os_thread_exiting() noexcept {

@@ -16,6 +16,7 @@
 #include "sanitizers.hpp"
 #include "syscalls.hpp"
 #include "trace.hpp"
+#include "wait_queue.hpp"
 
 namespace gt::detail {
 
@@ -98,6 +99,11 @@ void scheduler::stop_running(stop_reason why) noexcept {
             timers_.insert(self);
             switch_away();
             return;
+        case stop_reason::wait:           // on its wait queue (block enqueued it), and on the timer list until a deadline
+            change_state(*self, thread_state::running, thread_state::blocked);
+            if (self->wake_time != no_deadline) timers_.insert(self);
+            switch_away();
+            return;
         case stop_reason::finished:
             change_state(*self, thread_state::running, thread_state::finished);
             switch_away();
@@ -162,7 +168,56 @@ void scheduler::sleep_until(std::int64_t deadline_ns) noexcept {
 }
 
 void scheduler::wake_expired_timers(std::int64_t now) noexcept {
-    while (control_block* t = timers_.pop_due(now)) ready(t);
+    while (control_block* t = timers_.pop_due(now)) {
+        if (t->waiting_for == wait_reason::sleep) {
+            ready(t);
+        } else {
+            wake(t, wake_reason::timeout);  // a timed waiter: its deadline won the race for its ticket
+        }
+    }
+}
+
+wake_reason scheduler::block(wait_queue& q, std::int64_t deadline_ns, bool at_front_of_level) noexcept {
+    GT_INVARIANT(critical_depth_ == 1, "a thread blocks inside exactly one critical section, its own");
+    if (deadline_ns != no_deadline && deadline_ns <= monotonic_now_ns()) return wake_reason::timeout;
+    control_block* self = running_;
+    enqueue(q, self, at_front_of_level);
+    self->waiting_for = q.reason;
+    self->woke_by = wake_reason::none;
+    self->wake_time = deadline_ns;
+    trace::blocked(*self);
+    stop_running(stop_reason::wait);
+    return self->woke_by;
+}
+
+bool scheduler::wake(control_block* t, std::uint32_t epoch, wake_reason why) noexcept {
+    GT_INVARIANT(critical_depth_ > 0, "scheduler data changes only inside a critical section");
+    if (t->owner != this) report_foreign_wake(*t);
+    // The ticket: of a notify, a timeout and a handoff racing for one block,
+    // exactly one moves the epoch on; the others find it moved and leave
+    // the thread alone (Boost.Fiber's context::wake does the same).
+    if (!t->wake_epoch.compare_exchange_strong(epoch, epoch + 1, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed)) {
+        return false;
+    }
+    GT_INVARIANT_ON(t->state == thread_state::blocked && t->waiting_on != nullptr, *t,
+                    "a thread is woken only while it blocks on a wait queue");
+    unlink(*t->waiting_on, t);
+    if (t->list == on_list::timer_list) timers_.remove(t);  // woken before its deadline
+    t->woke_by = why;
+    ready(t);
+    if (t->priority > running_->priority) outrank_pending_ = 1;  // switched to when the outermost section ends
+    return true;
+}
+
+void scheduler::honour_pending() noexcept {
+    if (outrank_pending_ != 0) {
+        outrank_pending_ = 0;
+        critical_section cs(*this);
+        switch_if_outranked();
+        return;  // this section's end looks at a deferred tick
+    }
+    honour_pending_tick();
 }
 
 void scheduler::set_priority(control_block* t, int priority) noexcept {
@@ -259,6 +314,7 @@ void scheduler::switch_to(control_block* next) noexcept {
                     "the thread switched to has the highest priority of all READY threads");
     change_state(*next, thread_state::ready, thread_state::running);
     running_ = next;
+    running_thread = next;
     if (trace::enabled) {
         const std::int64_t now = monotonic_now_ns();
         if (prev->run_start >= 0) trace::ran(*prev, prev->run_start, now);  // -1: already recorded
@@ -267,6 +323,7 @@ void scheduler::switch_to(control_block* next) noexcept {
     ++next->switches;
     ++switches_;
     tick_pending_ = 0;  // a switch is what a deferred tick asked for
+    outrank_pending_ = 0;  // and what an outranking wake asked for: pick_next took the highest
     swap_exception_state(eh_globals_, prev, next);
     block_ticks_for(next);
     // A FINISHED thread never comes back: let ASan free its fake stack.

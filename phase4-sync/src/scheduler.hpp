@@ -5,12 +5,15 @@
 //   scheduler.cpp    the policy, the run queues and every change of state
 //   os_thread.cpp    adopting the OS thread, and the end of its life
 //   ticks.cpp        timer ticks: accounting, time slices, deferred ticks
+//   mutex.cpp, condition_variable.cpp   the primitives' slow paths, on
+//                    block and wake
 //   diagnostics.cpp  the dump, the deadlock and stall reports, invariants
 #pragma once
 
 #include <atomic>
 #include <csignal>
 #include <cstdint>
+#include <limits>
 #include <iosfwd>
 
 #include "control_block.hpp"
@@ -65,7 +68,7 @@ public:
         ~critical_section() {
             std::atomic_signal_fence(std::memory_order_seq_cst);
             s_.critical_depth_ = s_.critical_depth_ - 1;
-            if (s_.tick_pending_ && s_.critical_depth_ == 0) s_.honour_pending_tick();
+            if ((s_.tick_pending_ | s_.outrank_pending_) != 0 && s_.critical_depth_ == 0) s_.honour_pending();
         }
         critical_section(const critical_section&) = delete;
         critical_section& operator=(const critical_section&) = delete;
@@ -99,6 +102,43 @@ public:
     /// Blocks the running thread until `deadline_ns` (CLOCK_MONOTONIC).
     void sleep_until(std::int64_t deadline_ns) noexcept;
 
+    /// Aborts with a message if called inside a critical section: entry
+    /// points from user code (the API, the primitives' slow paths) check
+    /// it first.
+    void check_not_reentered() const noexcept;
+
+    /// A block with no deadline.
+    static constexpr std::int64_t no_deadline = std::numeric_limits<std::int64_t>::max();
+
+    /// Blocks the running thread on wait queue `q` until a wake() picks it
+    /// (or, with a deadline, until `deadline_ns` on CLOCK_MONOTONIC passes,
+    /// whichever comes first), and returns what woke it. Enqueued by
+    /// priority, after the waiters of its own priority, or before them with
+    /// `at_front_of_level`. A deadline already passed returns
+    /// wake_reason::timeout without blocking.
+    ///
+    /// Called inside exactly one critical section, the caller's, in which
+    /// the caller has decided to wait: no tick and no other thread of this
+    /// scheduler runs between that decision and the switch, so no wakeup is
+    /// lost. The section is carried across the switch; when block returns,
+    /// the caller is inside it again.
+    wake_reason block(wait_queue& q, std::int64_t deadline_ns = no_deadline, bool at_front_of_level = false) noexcept;
+
+    /// Ends `t`'s block for `why`, if `t` still blocks with wake ticket
+    /// `epoch` (control_block::wake_epoch): unlinks it from its wait queue
+    /// and the timer list and makes it READY. Returns false, doing
+    /// nothing, if another wake got there first. Inside a critical section;
+    /// never switches: a woken thread that outranks the running one runs
+    /// when the outermost section ends. The one function that readies a
+    /// blocked waiter (a thread of another OS thread's scheduler is refused
+    /// with a message: supported from phase 6).
+    bool wake(control_block* t, std::uint32_t epoch, wake_reason why) noexcept;
+    /// wake() with the ticket `t` holds now: for a waker that found `t` on
+    /// a wait queue inside the same critical section.
+    bool wake(control_block* t, wake_reason why) noexcept {
+        return wake(t, t->wake_epoch.load(std::memory_order_relaxed), why);
+    }
+
     /// Changes a thread's priority, moving it between run queues if READY,
     /// and switches if the running thread is outranked.
     void set_priority(control_block* t, int priority) noexcept;
@@ -125,6 +165,11 @@ public:
     /// A deferred tick, honoured when the critical section or the
     /// disable_preemption guard that deferred it ends.
     void honour_pending_tick() noexcept;
+
+    /// What the outermost critical section left to do when it ended: switch
+    /// to a thread that a wake made READY and that outranks the running
+    /// one, then honour a deferred tick.
+    void honour_pending() noexcept;
 
     /// Time slice and stall threshold in ns (0: off); re-arms the timer.
     /// @throws std::system_error as preempt::ticker::set_period.
@@ -200,15 +245,13 @@ private:
     /// SIGALRM before the switch.
     void end_slice(bool in_handler) noexcept;
 
-    /// Moves sleepers whose wake_time has passed to the run queues.
+    /// Moves sleepers whose wake_time has passed to the run queues, and
+    /// wakes timed waiters whose deadline has passed (wake_reason::timeout).
     void wake_expired_timers(std::int64_t now) noexcept;
 
     /// BLOCKED -> READY at the back of its run queue.
     void ready(control_block* t) noexcept;
 
-    /// Aborts with a message if called inside a critical section: entry
-    /// points from user code check it first.
-    void check_not_reentered() const noexcept;
 
     /// Frees the detached thread that finished just before this switch.
     void reap_zombie() noexcept;
@@ -245,6 +288,10 @@ private:
 
     [[noreturn]] void report_deadlock() const noexcept;
 
+    /// A wake of a thread that belongs to another OS thread's scheduler:
+    /// says so, naming both threads, and aborts (phase 6 supports it).
+    [[noreturn]] void report_foreign_wake(const control_block& t) const noexcept;
+
     // ---- The threads: changed only inside a critical section. ----
     priority_run_queues run_queues_;
     timer_list timers_;                  // sleepers, by wake_time
@@ -260,6 +307,7 @@ private:
     // so neither the compiler nor a torn write hides a change from it. ----
     volatile sig_atomic_t critical_depth_ = 0;
     volatile sig_atomic_t tick_pending_ = 0;  // a tick found the running thread where it cannot be switched away from
+    volatile sig_atomic_t outrank_pending_ = 0;  // a wake readied a thread that outranks the running one
     volatile sig_atomic_t sigalrm_blocked_ = 0;  // SIGALRM is blocked on the OS thread now: a handler runs, or
                                                  // was switched away from (see block_ticks_for)
 

@@ -1,0 +1,275 @@
+// Mutexes for green threads, with the interface and semantics of <mutex>:
+// gt::mutex, gt::timed_mutex, gt::recursive_mutex, gt::recursive_timed_mutex.
+// std::lock_guard, std::unique_lock, std::scoped_lock and std::lock work
+// over them unchanged.
+//
+// A mutex is one atomic word, the lock word, and a wait queue. The word
+// holds the owner (its thread control block's address) and two flag bits:
+//
+//   owner | WAITERS | HANDOFF        (control blocks are 8-aligned)
+//
+// Uncontended, lock is one compare-and-swap 0 -> owner and unlock one
+// owner -> 0, inline, with no system call and no critical section. Any
+// other word (a flag is set, or the mutex is owned) takes the slow path
+// (src/mutex.cpp), which blocks the thread on the wait queue: a waiter is
+// BLOCKED, off every run queue, and costs no CPU until an unlock wakes it.
+// Linux's rtmutex keeps its owner and a "has waiters" bit in one word the
+// same way (kernel/locking/rtmutex.c); the barging and the handoff after
+// 1 ms of waiting are Go's sync.Mutex starvation mode
+// (src/internal/sync/mutex.go).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "gt/detail/wait_queue.hpp"
+
+namespace gt {
+
+namespace detail {
+
+inline constexpr std::uintptr_t lock_waiters = 1;  ///< the wait queue may have waiters: unlock takes the slow path
+inline constexpr std::uintptr_t lock_handoff = 2;  ///< starvation mode: unlock hands the mutex to the first waiter
+inline constexpr std::uintptr_t lock_flags = 3;
+
+/// The running thread's control block as a lock-word owner; 0 on an OS
+/// thread that has not called gt yet (the slow paths adopt it).
+inline std::uintptr_t calling_owner() noexcept { return reinterpret_cast<std::uintptr_t>(running_thread); }
+
+/// The slow paths (src/mutex.cpp). `lock_contended` blocks until the
+/// mutex is the caller's or `deadline_ns` (CLOCK_MONOTONIC; INT64_MAX:
+/// none) passes; returns false on timeout. Throws std::system_error
+/// (resource_deadlock_would_occur) if the caller owns it already.
+bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std::int64_t deadline_ns);
+/// Unlocks when a flag is set, or reports misuse (not the owner) and aborts.
+void unlock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters) noexcept;
+/// Reports a mutex destroyed while threads wait on it, and aborts.
+[[noreturn]] void destroyed_while_waited(const void* object, const char* kind, const wait_queue& waiters) noexcept;
+/// A steady_clock deadline, in ns, for a time point of any clock; for a
+/// clock other than steady_clock, the steady time as far from now.
+template <class Clock, class Duration>
+std::int64_t steady_deadline_ns(const std::chrono::time_point<Clock, Duration>& t) {
+    using namespace std::chrono;
+    if constexpr (std::is_same_v<Clock, steady_clock>) {
+        if (t.time_since_epoch() >= duration_cast<Duration>(nanoseconds::max())) return INT64_MAX;
+        return ceil<nanoseconds>(t.time_since_epoch()).count();
+    } else {
+        const auto left = t - Clock::now();
+        if (left > duration_cast<decltype(left)>(hours(24 * 365 * 100))) return INT64_MAX;
+        return (steady_clock::now() + ceil<nanoseconds>(left)).time_since_epoch().count();
+    }
+}
+
+/// The lock word and wait queue every gt mutex is made of.
+class lock_word {
+public:
+    constexpr explicit lock_word(wait_reason why = wait_reason::mutex) noexcept : waiters_(why, &word_) {}
+    lock_word(const lock_word&) = delete;
+    lock_word& operator=(const lock_word&) = delete;
+    ~lock_word() {
+        if (waiters_.head != nullptr) [[unlikely]] destroyed_while_waited(this, "gt::mutex", waiters_);
+    }
+
+    void lock() {
+        const std::uintptr_t self = calling_owner();
+        std::uintptr_t expected = 0;
+        if (self == 0 || !word_.compare_exchange_strong(expected, self, std::memory_order_acquire,
+                                                        std::memory_order_relaxed)) [[unlikely]] {
+            lock_contended(word_, waiters_, INT64_MAX);
+        }
+    }
+
+    bool try_lock() noexcept {
+        std::uintptr_t expected = 0;
+        std::uintptr_t self = calling_owner();
+        if (self == 0) [[unlikely]] self = adopt_calling_thread();
+        return word_.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed);
+    }
+
+    bool lock_until_ns(std::int64_t deadline_ns) {
+        const std::uintptr_t self = calling_owner();
+        std::uintptr_t expected = 0;
+        if (self != 0 &&
+            word_.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed)) {
+            return true;
+        }
+        return lock_contended(word_, waiters_, deadline_ns);
+    }
+
+    void unlock() noexcept {
+        std::uintptr_t expected = calling_owner();
+        if (expected == 0 || !word_.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                                            std::memory_order_relaxed)) [[unlikely]] {
+            unlock_contended(word_, waiters_);
+        }
+    }
+
+    /// True if the calling thread owns it.
+    bool owned_by_caller() const noexcept {
+        const std::uintptr_t self = calling_owner();
+        return self != 0 && (word_.load(std::memory_order_relaxed) & ~lock_flags) == self;
+    }
+
+    /// For the slow paths, condition variables and diagnostics.
+    std::atomic<std::uintptr_t>& word() noexcept { return word_; }
+    wait_queue& waiters() noexcept { return waiters_; }
+
+    /// Names the mutex in every report (a string that outlives it).
+    void set_name(const char* name) noexcept { waiters_.name = name; }
+
+private:
+    /// The calling OS thread's scheduler is created, adopting it.
+    static std::uintptr_t adopt_calling_thread() noexcept;
+
+    std::atomic<std::uintptr_t> word_{0};
+    wait_queue waiters_;
+};
+
+}  // namespace detail
+
+/// A mutual-exclusion lock for green threads, as std::mutex
+/// ([thread.mutex.class]). lock() blocks the calling green thread (never
+/// the OS thread, and never by spinning) while another thread owns it.
+///
+/// Errors: lock() of a mutex the caller owns throws std::system_error with
+/// std::errc::resource_deadlock_would_occur (std::mutex leaves it
+/// undefined); unlock() by a thread that does not own it, and destroying
+/// a mutex that threads wait on, report the thread and the mutex on
+/// stderr and abort. try_lock() of an owned mutex returns false.
+///
+/// Thread safety: any green thread of the OS thread's scheduler may use
+/// it; sharing one between OS threads is supported from phase 6 (this
+/// phase reports it and aborts). Not async-signal-safe.
+class mutex {
+public:
+    constexpr mutex() noexcept = default;
+    mutex(const mutex&) = delete;
+    mutex& operator=(const mutex&) = delete;
+
+    /// Blocks until the calling thread owns the mutex.
+    /// @throws std::system_error (resource_deadlock_would_occur) if it does already.
+    void lock() { word_.lock(); }
+    /// Takes the mutex if nobody owns it; never blocks and never yields.
+    bool try_lock() noexcept { return word_.try_lock(); }
+    /// Releases it; the first waiter (highest priority, then longest
+    /// waiting) is woken to take it.
+    void unlock() noexcept { word_.unlock(); }
+
+    /// The lock word, for gt's own condition variables.
+    detail::lock_word& native_handle() noexcept { return word_; }
+
+private:
+    detail::lock_word word_;
+};
+
+/// gt::mutex with timeouts, as std::timed_mutex. A timed lock waits on the
+/// wait queue and on the scheduler's timer list at once; it never polls.
+class timed_mutex {
+public:
+    constexpr timed_mutex() noexcept = default;
+    timed_mutex(const timed_mutex&) = delete;
+    timed_mutex& operator=(const timed_mutex&) = delete;
+
+    void lock() { word_.lock(); }
+    bool try_lock() noexcept { return word_.try_lock(); }
+    void unlock() noexcept { word_.unlock(); }
+
+    /// Blocks until the mutex is the caller's or `d` has passed; false on timeout.
+    template <class Rep, class Period>
+    bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+        return try_lock_until(std::chrono::steady_clock::now() + d);
+    }
+    /// Blocks until the mutex is the caller's or `t` has come; false on timeout.
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+        return word_.lock_until_ns(detail::steady_deadline_ns(t));
+    }
+
+    detail::lock_word& native_handle() noexcept { return word_; }
+
+private:
+    detail::lock_word word_;
+};
+
+namespace detail {
+
+/// A lock word plus the owner's lock count: the recursive mutexes.
+class recursive_lock {
+public:
+    constexpr recursive_lock() noexcept = default;
+
+    void lock() {
+        if (word_.owned_by_caller()) return count_up();
+        word_.lock();
+        depth_ = 1;
+    }
+    bool try_lock() noexcept {
+        if (word_.owned_by_caller()) return depth_ < max_depth ? (++depth_, true) : false;
+        if (!word_.try_lock()) return false;
+        depth_ = 1;
+        return true;
+    }
+    bool lock_until_ns(std::int64_t deadline_ns) {
+        if (word_.owned_by_caller()) return count_up(), true;
+        if (!word_.lock_until_ns(deadline_ns)) return false;
+        depth_ = 1;
+        return true;
+    }
+    void unlock() noexcept {
+        if (word_.owned_by_caller() && --depth_ > 0) return;
+        word_.unlock();  // not the owner: the slow path reports it
+    }
+
+private:
+    static constexpr unsigned max_depth = 1u << 20;
+    void count_up();  // throws std::system_error (resource_unavailable_try_again) past max_depth
+
+    lock_word word_;
+    unsigned depth_ = 0;  // the owner's lock count; touched only by the owner
+};
+
+}  // namespace detail
+
+/// A mutex its owner may lock again, as std::recursive_mutex: each lock
+/// needs an unlock. lock() throws std::system_error
+/// (resource_unavailable_try_again) past 2^20 nested locks.
+class recursive_mutex {
+public:
+    constexpr recursive_mutex() noexcept = default;
+    recursive_mutex(const recursive_mutex&) = delete;
+    recursive_mutex& operator=(const recursive_mutex&) = delete;
+
+    void lock() { lock_.lock(); }
+    bool try_lock() noexcept { return lock_.try_lock(); }
+    void unlock() noexcept { lock_.unlock(); }
+
+private:
+    detail::recursive_lock lock_;
+};
+
+/// gt::recursive_mutex with timeouts, as std::recursive_timed_mutex.
+class recursive_timed_mutex {
+public:
+    constexpr recursive_timed_mutex() noexcept = default;
+    recursive_timed_mutex(const recursive_timed_mutex&) = delete;
+    recursive_timed_mutex& operator=(const recursive_timed_mutex&) = delete;
+
+    void lock() { lock_.lock(); }
+    bool try_lock() noexcept { return lock_.try_lock(); }
+    void unlock() noexcept { lock_.unlock(); }
+
+    template <class Rep, class Period>
+    bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+        return try_lock_until(std::chrono::steady_clock::now() + d);
+    }
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+        return lock_.lock_until_ns(detail::steady_deadline_ns(t));
+    }
+
+private:
+    detail::recursive_lock lock_;
+};
+
+}  // namespace gt
