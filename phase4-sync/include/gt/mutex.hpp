@@ -273,3 +273,4 @@ private:
 };
 
 }  // namespace gt
+#include "gt/call_once.hpp"  // gt::once_flag and gt::call_once, as <mutex> provides them
