@@ -186,8 +186,8 @@ TEST(Channel, AReceiverThatTimedOutIsNotHandedAValue) {
     std::optional<int> quitter = 7, stayer;
     gt::thread a([&] { quitter = ch.receive_for(2ms); });
     gt::thread b([&] { stayer = ch.receive(); });
-    ASSERT_TRUE(wait_until_blocked_on("channel", 2));
-    a.join();  // timed out
+    a.join();  // timed out (cooperative: b has run, and blocks on the channel)
+    ASSERT_EQ(blocked_on("channel"), 1);
     ch.send(5);
     b.join();
     EXPECT_FALSE(quitter.has_value());
