@@ -113,15 +113,24 @@ TEST(CallOnce, AnExceptionLetsTheNextCallerTry) {
 // we refuse with the error code std uses for a deadlock, and the flag is
 // usable afterwards (the throwing call did not count).
 TEST(CallOnce, CallingItAgainFromInsideTheFunctionThrowsResourceDeadlockWouldOccur) {
+    gt::once_flag flag;
     try {
-        gt::call_once(global_flag, [] { gt::call_once(global_flag, [] {}); });
+        gt::call_once(flag, [&] { gt::call_once(flag, [] {}); });
         FAIL() << "no exception";
     } catch (const std::system_error& e) {
         EXPECT_EQ(e.code(), std::errc::resource_deadlock_would_occur);
         EXPECT_NE(std::string(e.what()).find("from inside the function it is running"), std::string::npos) << e.what();
     }
     int calls = 0;
-    gt::call_once(global_flag, [&](int n) { calls += n; }, 5);
-    gt::call_once(global_flag, [&](int n) { calls += n; }, 7);
+    gt::call_once(flag, [&](int n) { calls += n; }, 5);
+    gt::call_once(flag, [&](int n) { calls += n; }, 7);
     EXPECT_EQ(calls, 5);
+}
+
+// Why: a `static gt::once_flag` must work before main and from static
+// constructors, like std::once_flag: constant-initialised (constinit).
+TEST(CallOnce, AStaticOnceFlagIsConstantInitialisedAndRunsOnceInTheProcess) {
+    static int calls = 0;
+    for (int i = 0; i < 3; ++i) gt::call_once(global_flag, [] { ++calls; });
+    EXPECT_EQ(calls, 1);
 }
