@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "gt/condition_variable.hpp"
+#include "gt/detail/sync_point.hpp"
 #include "scheduler.hpp"
 #include "wait_queue.hpp"
 
@@ -29,6 +30,7 @@ bool wait_on(wait_queue& cv, lock_word& lock, std::int64_t deadline_ns) {
     if ((lock.word().load(std::memory_order_relaxed) & ~lock_flags) != reinterpret_cast<std::uintptr_t>(self)) {
         lock.unlock();  // not ours: the unlock's slow path names the owner and aborts
     }
+    sync_point(debug::schedule_event::wait);
     wake_reason why;
     {
         const scheduler::critical_section cs(s);
@@ -42,6 +44,7 @@ bool wait_on(wait_queue& cv, lock_word& lock, std::int64_t deadline_ns) {
 void notify_one(wait_queue& cv) noexcept {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::notify);
     const scheduler::critical_section cs(s);
     while (control_block* t = front(cv)) {
         if (s.wake(t, wake_reason::notified)) return;  // a waiter whose ticket is gone is not counted
@@ -51,6 +54,7 @@ void notify_one(wait_queue& cv) noexcept {
 void notify_all(wait_queue& cv) noexcept {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::notify);
     const scheduler::critical_section cs(s);
     while (control_block* t = front(cv)) s.wake(t, wake_reason::notified);
 }

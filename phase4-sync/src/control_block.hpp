@@ -219,6 +219,9 @@ public:
 
     bool empty() const noexcept { return head_ == nullptr; }
 
+    /// The first thread (the rest follow through `next`); nullptr if empty.
+    control_block* front() const noexcept { return head_; }
+
     void push_back(control_block* t) noexcept {
         link_in(t);
         t->next = nullptr;
@@ -283,6 +286,9 @@ public:
 
     /// Highest priority with a READY thread; only if !empty().
     int highest() const noexcept { return 31 - std::countl_zero(bitmap_); }
+
+    /// The first thread of level `priority`; nullptr if it has none.
+    control_block* front(int priority) const noexcept { return queues_[priority].front(); }
 
     void push_back(control_block* t) noexcept {
         queues_[t->priority].push_back(t);

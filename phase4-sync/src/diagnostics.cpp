@@ -171,6 +171,7 @@ void scheduler::dump(std::ostream& out) const {
 void scheduler::report_deadlock() const noexcept {
     std::ostringstream text;
     text << "gt: deadlock: no thread can run again: every thread is BLOCKED and none is sleeping.\n";
+    if (deterministic_.on) text << "gt: the deterministic mode was on, with seed " << deterministic_.seed << "\n";
     dump(text);
     std::fputs(text.str().c_str(), stderr);
     trace::flush();

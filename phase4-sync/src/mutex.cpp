@@ -14,6 +14,7 @@
 #include <string>
 #include <system_error>
 
+#include "gt/detail/sync_point.hpp"
 #include "gt/mutex.hpp"
 #include "report.hpp"
 #include "scheduler.hpp"
@@ -64,6 +65,7 @@ std::uintptr_t lock_word::adopt_calling_thread() noexcept { return reinterpret_c
 bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std::int64_t deadline_ns) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::lock);
     control_block* self = s.running();
     const auto me = reinterpret_cast<std::uintptr_t>(self);
     if (owner_of(word.load(std::memory_order_relaxed)) == self) {
@@ -82,7 +84,7 @@ bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std:
         }
         if (owner_of(w) != nullptr && owner_of(w)->owner != &s) refuse_foreign_owner(*self, *owner_of(w), waiters);
         std::uintptr_t want = w | lock_waiters;
-        const std::int64_t now = monotonic_now_ns();
+        const std::int64_t now = wait_clock_ns(s);
         if (waiting_since == 0) waiting_since = now;
         if (now - waiting_since > starvation_ns) want |= lock_handoff;
         if (want != w && !word.compare_exchange_weak(w, want, std::memory_order_relaxed)) continue;
@@ -92,7 +94,7 @@ bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std:
         if (why == wake_reason::handoff) {
             // The unlock wrote us into the word. Leave starvation mode when
             // nobody waits any more or we did not wait long (Go's rule).
-            if (empty(waiters) || monotonic_now_ns() - waiting_since < starvation_ns) {
+            if (empty(waiters) || wait_clock_ns(s) - waiting_since < starvation_ns) {
                 word.fetch_and(~lock_handoff, std::memory_order_relaxed);
             }
             return true;
@@ -142,8 +144,17 @@ void unlock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters) no
         std::abort();
     }
     s.check_not_reentered();
+    sync_point(debug::schedule_event::unlock);
     const scheduler::critical_section cs(s);
     release_locked(s, word, waiters);
+}
+
+bool try_lock_slow(std::atomic<std::uintptr_t>& word) noexcept {
+    scheduler& s = scheduler::current();
+    sync_point(debug::schedule_event::try_lock);
+    std::uintptr_t expected = 0;
+    return word.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(s.running()),
+                                        std::memory_order_acquire, std::memory_order_relaxed);
 }
 
 void destroyed_while_waited(const void* object, const char* kind, const wait_queue& waiters) noexcept {

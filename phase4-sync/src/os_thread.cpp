@@ -117,6 +117,7 @@ scheduler::scheduler() noexcept : running_(&main_), all_threads_(&main_), all_ta
     trace::created(main_);
     try {
         set_preemption(preempt::slice_from_environment(), preempt::stall_threshold_from_environment());
+        set_schedule_seed(schedule_seed_from_environment());  // 0: the deterministic mode stays off
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "%s: %s; preemption is off on this OS thread\n", e.what(), std::strerror(e.code().value()));
     }

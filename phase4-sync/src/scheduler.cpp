@@ -51,7 +51,10 @@ void scheduler::make_ready(control_block* t) noexcept {
     switch_if_outranked();
 }
 
-control_block* scheduler::pick_next() noexcept { return run_queues_.pop_highest(); }
+control_block* scheduler::pick_next() noexcept {
+    if (deterministic_.on) [[unlikely]] return pick_deterministic();
+    return run_queues_.pop_highest();
+}
 
 void scheduler::check_not_reentered() const noexcept {
     // Kept in release builds: one compare. The scheduler's own code never
@@ -314,7 +317,7 @@ void scheduler::switch_to(control_block* next) noexcept {
                     "the thread switched to has the highest priority of all READY threads");
     change_state(*next, thread_state::ready, thread_state::running);
     running_ = next;
-    running_thread = next;
+    running_thread = deterministic_.on ? nullptr : next;  // nullptr: the mutexes take their slow paths
     if (trace::enabled) {
         const std::int64_t now = monotonic_now_ns();
         if (prev->run_start >= 0) trace::ran(*prev, prev->run_start, now);  // -1: already recorded

@@ -8,6 +8,7 @@
 //   mutex.cpp, condition_variable.cpp   the primitives' slow paths, on
 //                    block and wake
 //   diagnostics.cpp  the dump, the deadlock and stall reports, invariants
+//   deterministic.cpp  the deterministic scheduling mode
 #pragma once
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include <iosfwd>
 
 #include "control_block.hpp"
+#include "deterministic.hpp"
 #include "preempt.hpp"
 #include "stack.hpp"
 
@@ -203,6 +205,16 @@ public:
     /// The thread's name as shown: its own, or "thread-<id>".
     static std::string name_of(const control_block& t);
 
+    /// The deterministic mode (deterministic.cpp, gt/deterministic.hpp):
+    /// on with `seed`, off with 0. On, preemption is off and running_thread
+    /// is kept nullptr, so the mutexes' inline fast paths take their slow
+    /// paths, which call sync_point.
+    void set_schedule_seed(std::uint64_t seed);
+    const deterministic_state& deterministic() const noexcept { return deterministic_; }
+    /// sync_point's work while the mode is on: log the step, and give way
+    /// to a READY thread as the seed decides.
+    void deterministic_sync_point(debug::schedule_event what) noexcept;
+
 private:
     // pick_next, switch_to and stop_running are inlined into every caller
     // (always_inline): a yield is a few dozen instructions, and calls and
@@ -214,6 +226,9 @@ private:
     /// Strict priority, round robin within a level: the first thread of
     /// the highest non-empty run queue.
     [[gnu::always_inline]] inline control_block* pick_next() noexcept;
+    /// pick_next in the deterministic mode: a READY thread of the highest
+    /// level chosen by the seed, other than the one that stops if it can.
+    control_block* pick_deterministic() noexcept;
 
     /// The one way out of RUNNING: the running thread stops for `why`,
     /// which says where it goes (the back or the front of its run queue,
@@ -332,6 +347,9 @@ private:
     // ---- Set up by the constructor for the OS thread's lifetime. ----
     void* eh_globals_;                   // the C++ runtime's exception state for this OS thread
     void* alt_stack_ = nullptr;          // for the stack-overflow report
+
+    // ---- The deterministic mode: changed only inside a critical section. ----
+    deterministic_state deterministic_;
 };
 
 }  // namespace gt::detail

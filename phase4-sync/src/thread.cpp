@@ -11,6 +11,7 @@
 
 #include "context.hpp"
 #include "gt/debug.hpp"
+#include "gt/detail/sync_point.hpp"
 #include "gt/preemption.hpp"
 #include "scheduler.hpp"
 #include "sanitizers.hpp"
@@ -140,6 +141,7 @@ detail::control_block* thread::start(const attributes& attrs, std::unique_ptr<de
     tcb->entry = entry.release();
     detail::control_block* t = tcb.release();
     sched.make_ready(t);  // a thread of higher priority runs before this returns
+    detail::sync_point(debug::schedule_event::create);  // the deterministic mode may run it first
     return t;
 }
 
@@ -167,6 +169,7 @@ thread::id thread::get_id() const noexcept {
 
 void thread::join() {
     using detail::join_error;
+    detail::sync_point(debug::schedule_event::join);
     const this_thread::disable_preemption no_preemption;  // see thread::start
     if (tcb_ == nullptr) {
         throw join_error(std::errc::invalid_argument,
@@ -237,7 +240,10 @@ void thread::set_priority(int priority) {
 
 namespace this_thread {
 
-void yield() noexcept { detail::scheduler::current().yield(); }
+void yield() noexcept {
+    detail::sync_point(debug::schedule_event::yield);  // the deterministic mode logs it
+    detail::scheduler::current().yield();
+}
 
 thread::id get_id() noexcept { return detail::id_factory::make(detail::scheduler::current().running()->id); }
 

@@ -44,6 +44,9 @@ inline std::uintptr_t calling_owner() noexcept { return reinterpret_cast<std::ui
 bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std::int64_t deadline_ns);
 /// Unlocks when a flag is set, or reports misuse (not the owner) and aborts.
 void unlock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters) noexcept;
+/// try_lock when running_thread is nullptr: before the OS thread's first
+/// gt call (its scheduler is created), or in the deterministic mode.
+bool try_lock_slow(std::atomic<std::uintptr_t>& word) noexcept;
 /// Reports a mutex destroyed while threads wait on it, and aborts.
 [[noreturn]] void destroyed_while_waited(const void* object, const char* kind, const wait_queue& waiters) noexcept;
 /// A steady_clock deadline, in ns, for a time point of any clock; for a
@@ -82,8 +85,8 @@ public:
 
     bool try_lock() noexcept {
         std::uintptr_t expected = 0;
-        std::uintptr_t self = calling_owner();
-        if (self == 0) [[unlikely]] self = adopt_calling_thread();
+        const std::uintptr_t self = calling_owner();
+        if (self == 0) [[unlikely]] return try_lock_slow(word_);
         return word_.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed);
     }
 
@@ -107,8 +110,9 @@ public:
 
     /// True if the calling thread owns it.
     bool owned_by_caller() const noexcept {
-        const std::uintptr_t self = calling_owner();
-        return self != 0 && (word_.load(std::memory_order_relaxed) & ~lock_flags) == self;
+        std::uintptr_t self = calling_owner();
+        if (self == 0) [[unlikely]] self = adopt_calling_thread();
+        return (word_.load(std::memory_order_relaxed) & ~lock_flags) == self;
     }
 
     /// For the slow paths, condition variables and diagnostics.
