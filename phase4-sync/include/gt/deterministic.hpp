@@ -24,7 +24,7 @@
 /// primitives and do not sleep or wait with a deadline (timers run on the
 /// real clock), with the same threads created in the same order.
 ///
-/// Set it from the environment, GT_SCHEDULE_SEED=<n> (n > 0; read when an
+/// Set it from the environment, `GT_SCHEDULE_SEED=n` (n > 0; read when an
 /// OS thread's scheduler is created, on its first gt call), or from a test
 /// with gt::debug::deterministic_schedule.
 ///
@@ -58,8 +58,9 @@ std::uint64_t schedule_seed() noexcept;
 
 /// One logged step: the thread (its gt::thread id number) and what it did.
 struct schedule_step {
-    std::uint64_t thread_id;
-    schedule_event event;
+    std::uint64_t thread_id;  ///< the thread's id number (as gt::thread::id prints it)
+    schedule_event event;     ///< what it did, or `run`: the scheduler picked it
+    /// Same thread, same event.
     friend bool operator==(const schedule_step&, const schedule_step&) = default;
 };
 
