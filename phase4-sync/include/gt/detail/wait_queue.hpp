@@ -57,8 +57,10 @@ struct wait_queue {
 };
 
 /// The green thread RUNNING on the calling OS thread; nullptr before its
-/// first gt call. Written by the scheduler at every switch; read by the
-/// primitives' fast paths, which store it in a lock word as the owner.
+/// first gt call, and while the deterministic mode is on (so that the fast
+/// paths, which send a nullptr owner to their slow paths, reach its
+/// synchronization points). Written by the scheduler at every switch; read
+/// by the primitives' fast paths, which store it in a lock word as the owner.
 /// constinit: reading it costs one load, no initialisation check.
 extern constinit thread_local control_block* running_thread;
 
