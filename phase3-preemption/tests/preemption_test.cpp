@@ -377,7 +377,9 @@ TEST(SignalMask, NoThreadRunsOrEndsWithSigalrmBlocked) {
 
 // Why: a tick that interrupts a handler of the program's own signal must
 // not switch threads there: the other thread would run with that signal
-// blocked, and the handler would be suspended midway. The tick waits.
+// blocked, and the handler would be suspended midway. The tick waits. The
+// handler lasts 20 ticks (ten slices), counted: a loaded machine may
+// deliver none in a wall-clock interval, and then the test proves nothing.
 TEST(SignalMask, NoSwitchInsideAnotherSignalsHandler) {
     const preemption_for_test preemption(200us);
     static std::atomic<long>* other_counter = nullptr;
@@ -386,9 +388,7 @@ TEST(SignalMask, NoSwitchInsideAnotherSignalsHandler) {
     }, old{};
     action.sa_handler = [](int) {
         const long before = other_counter->load();
-        const auto end = steady::now() + 10ms;  // ~50 ticks
-        while (steady::now() < end) {
-        }
+        spin_for_ticks(20);
         other_during_handler = other_counter->load() - before;
     };
     sigemptyset(&action.sa_mask);
@@ -464,10 +464,9 @@ TEST(SignalMask, NoSwitchInsideAHandlerOfASignalUnblockedAfterStart) {
     }, old_action{};
     action.sa_handler = [](int) {
         const long before = other_counter->load();
-        const auto end = steady::now() + 10ms;  // ~100 ticks
-        volatile long busy = 0;
-        while (steady::now() < end) {
-            for (int i = 0; i < 10'000; ++i) busy = busy + 1;  // the program's own code: ticks land here
+        const std::uint64_t end = gt::debug::this_thread_stats().ticks + 20;  // ten slices, counted
+        while (gt::debug::this_thread_stats().ticks < end) {
+            spin_until_count(10'000);  // the program's own code: ticks land here
         }
         other_during_handler = other_counter->load() - before;
     };
@@ -499,16 +498,18 @@ TEST(SignalMask, NoSwitchInsideAHandlerOfASignalUnblockedAfterStart) {
 }
 
 // Why: preemption off (a slice of 0) is phase 2's cooperative scheduling:
-// a spinning thread keeps the CPU until it yields.
+// a spinning thread keeps the CPU until it yields. The stall detector still
+// ticks (at the default slice's rate, its threshold set far away here): the
+// spinner takes six of those ticks, counted, and none may switch.
 TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
-    const preemption_for_test preemption(0us);
+    const preemption_for_test preemption(0us, 60s);
     EXPECT_EQ(gt::time_slice(), 0us);
     std::atomic<bool> stop{false};
     std::atomic<long> other{0};
     long other_while_spinning = -1;
     std::uint64_t preemptions = 99;
     gt::thread spinner([&] {
-        spin_for(30ms);
+        spin_for_ticks(6);
         other_while_spinning = other.load();
         preemptions = gt::debug::this_thread_stats().preemptions;
         stop = true;
@@ -523,13 +524,14 @@ TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
 // Why: glibc's malloc and stdio lock; a thread preempted while holding such
 // a lock, followed by a thread that takes it on the same OS thread, would
 // deadlock the process. The safe-point rule (switch only in the program's
-// own code) prevents it. Seconds of allocating and printing at a 100 µs
-// slice, in a child whose stdout goes to /dev/null.
+// own code) prevents it. Two seconds of the OS thread's CPU time (not of
+// the wall clock, which a loaded machine stretches) of allocating and
+// printing at a 100 µs slice, in a child whose stdout goes to /dev/null.
 [[noreturn]] void allocate_and_print_for_two_seconds() {
     // A deadlock would hang the child: another OS thread ends it instead.
     std::thread([] {
-        std::this_thread::sleep_for(30s);
-        std::fputs("deadlocked: still running after 30 s\n", stderr);
+        std::this_thread::sleep_for(60s);
+        std::fputs("deadlocked: still running after 60 s\n", stderr);
         std::_Exit(2);
     }).detach();
     if (std::freopen("/dev/null", "w", stdout) == nullptr) std::_Exit(3);
@@ -553,7 +555,8 @@ TEST(Preemption, OffMeansNoThreadIsEverPreempted) {
     std::vector<gt::thread> threads;
     for (int i = 0; i < 5; ++i) threads.emplace_back(body, i);
     gt::thread timer({.priority = gt::highest_priority}, [&] {
-        gt::this_thread::sleep_for(2s);
+        const std::int64_t until = gt::detail::thread_cpu_now_ns() + 2'000'000'000;
+        while (gt::detail::thread_cpu_now_ns() < until) gt::this_thread::sleep_for(50ms);
         stop = true;
     });
     gt::this_thread::set_priority(gt::lowest_priority);
@@ -621,8 +624,10 @@ TEST(StallDetector, AStallIsReportedOnceWithNameIdAndDuration) {
     bool finished = false;
     steady::duration hog_ran{};
     testing::internal::CaptureStderr();
+    // Before hog exists: a tick may land in hog's run before hog's first
+    // statement, and the OS thread may sleep right after that tick.
+    const auto start = steady::now();
     gt::thread hog({.name = "hog"}, [&] {
-        const auto start = steady::now();
         {
             const gt::this_thread::disable_preemption no_preemption;
             // A tick starts the detector's clock, and one 100 ms later reads
@@ -688,11 +693,11 @@ TEST(StallDetector, AThreadInALongSignalHandlerIsReportedWithTheMaskAsTheReason)
     struct sigaction action {
     }, old_action{};
     action.sa_handler = [](int) {
-        const auto end = steady::now() + 100ms;
-        volatile long busy = 0;
-        while (steady::now() < end) {
-            for (int i = 0; i < 10'000; ++i) busy = busy + 1;  // the program's own code
-        }
+        // A tick starts the detector's clock, and one 100 ms later reads it
+        // (a loaded machine may deliver no tick in between).
+        spin_for_ticks(1);
+        spin_for(100ms);
+        spin_for_ticks(1);
     };
     sigemptyset(&action.sa_mask);
     ASSERT_EQ(sigaction(SIGUSR2, &action, &old_action), 0);
@@ -716,10 +721,16 @@ TEST(StallDetector, AThreadInALongSignalHandlerIsReportedWithTheMaskAsTheReason)
 }
 
 // Why: a thread alone at its level is not stalling anybody: no report.
+// Ticks read the detector's clock before and 60 ms after (counted: a
+// loaded machine may deliver none in between).
 TEST(StallDetector, NoReportWhenNobodyWaits) {
     const preemption_for_test preemption(0us, 20ms);
     testing::internal::CaptureStderr();
-    gt::thread alone([] { spin_for(60ms); });
+    gt::thread alone([] {
+        spin_for_ticks(1);
+        spin_for(60ms);
+        spin_for_ticks(1);
+    });
     alone.join();
     const std::string err = testing::internal::GetCapturedStderr();
     EXPECT_EQ(err, "");
@@ -1001,7 +1012,7 @@ TEST(PreemptionTraceChild, Scenario) {
     gt::thread spinner({.name = "spinner"}, [&] { spin_until(stop, count); });
     gt::thread yielder({.name = "yielder"}, [&] {
         for (int i = 0; i < 3; ++i) gt::this_thread::yield();
-        spin_for(10ms);
+        spin_until_preempted(gt::debug::this_thread_stats().preemptions + 3);  // three slices end by the timer
         stop = true;
     });
     spinner.join();
