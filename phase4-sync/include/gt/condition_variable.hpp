@@ -82,6 +82,7 @@ public:
         return timed_out && Clock::now() >= t ? cv_status::timeout : cv_status::no_timeout;
     }
 
+    /// Waits until `stop()` is true or `t` has come; returns `stop()`.
     template <class Clock, class Duration, class Predicate>
     bool wait_until(std::unique_lock<mutex>& lock, const std::chrono::time_point<Clock, Duration>& t, Predicate stop) {
         while (!stop()) {
@@ -90,11 +91,13 @@ public:
         return true;
     }
 
+    /// Waits until notified or for `d` (on steady_clock).
     template <class Rep, class Period>
     cv_status wait_for(std::unique_lock<mutex>& lock, const std::chrono::duration<Rep, Period>& d) {
         return wait_until(lock, std::chrono::steady_clock::now() + d);
     }
 
+    /// Waits until `stop()` is true or for `d`; returns `stop()`.
     template <class Rep, class Period, class Predicate>
     bool wait_for(std::unique_lock<mutex>& lock, const std::chrono::duration<Rep, Period>& d, Predicate stop) {
         return wait_until(lock, std::chrono::steady_clock::now() + d, std::move(stop));
@@ -120,25 +123,32 @@ public:
     condition_variable_any(const condition_variable_any&) = delete;
     condition_variable_any& operator=(const condition_variable_any&) = delete;
 
+    /// Wakes one waiting thread, if any.
     void notify_one() noexcept {
         std::lock_guard<mutex> hold(*internal_);
         cv_.notify_one();
     }
+    /// Wakes every waiting thread.
     void notify_all() noexcept {
         std::lock_guard<mutex> hold(*internal_);
         cv_.notify_all();
     }
 
+    /// Unlocks `lock`, blocks until notified, and locks it again (also
+    /// when the wait ends by an exception).
     template <class Lock>
     void wait(Lock& lock) {
         wait_until(lock, std::chrono::steady_clock::time_point::max());
     }
 
+    /// Waits until `stop()` is true: `while (!stop()) wait(lock);`.
     template <class Lock, class Predicate>
     void wait(Lock& lock, Predicate stop) {
         while (!stop()) wait(lock);
     }
 
+    /// Waits until notified or until `t`; cv_status::timeout only if the
+    /// deadline ended the wait.
     template <class Lock, class Clock, class Duration>
     cv_status wait_until(Lock& lock, const std::chrono::time_point<Clock, Duration>& t) {
         // Kept alive by this waiter: the condition variable may be destroyed
@@ -157,6 +167,7 @@ public:
         return cv_.wait_until(hold, t);
     }
 
+    /// Waits until `stop()` is true or `t` has come; returns `stop()`.
     template <class Lock, class Clock, class Duration, class Predicate>
     bool wait_until(Lock& lock, const std::chrono::time_point<Clock, Duration>& t, Predicate stop) {
         while (!stop()) {
@@ -165,11 +176,13 @@ public:
         return true;
     }
 
+    /// Waits until notified or for `d` (on steady_clock).
     template <class Lock, class Rep, class Period>
     cv_status wait_for(Lock& lock, const std::chrono::duration<Rep, Period>& d) {
         return wait_until(lock, std::chrono::steady_clock::now() + d);
     }
 
+    /// Waits until `stop()` is true or for `d`; returns `stop()`.
     template <class Lock, class Rep, class Period, class Predicate>
     bool wait_for(Lock& lock, const std::chrono::duration<Rep, Period>& d, Predicate stop) {
         return wait_until(lock, std::chrono::steady_clock::now() + d, std::move(stop));
