@@ -31,6 +31,7 @@ bool wait_on(wait_queue& cv, lock_word& lock, std::int64_t deadline_ns) {
         lock.unlock();  // not ours: the unlock's slow path names the owner and aborts
     }
     sync_point(debug::schedule_event::wait);
+    if (lock.checked()) lock.note_released();  // lock.lock() below notes it again
     wake_reason why;
     {
         const scheduler::critical_section cs(s);

@@ -23,6 +23,7 @@
 namespace gt::detail {
 
 class scheduler;
+class lock_word;
 
 /// The life of a thread:
 ///
@@ -105,8 +106,16 @@ struct control_block {
     /// It stopped inside the SIGALRM handler (end_slice from on_tick): it
     /// resumes there, and SIGALRM stays blocked until that handler returns.
     bool stopped_in_handler = false;
-    /// lowest_priority..highest_priority; selects its run queue.
+    /// lowest_priority..highest_priority; selects its run queue. The
+    /// effective priority: base_priority, raised by priority inheritance
+    /// while a thread of higher priority waits for a mutex it owns.
     int priority = default_priority;
+    /// The priority the program gave it (attributes, set_priority).
+    int base_priority = default_priority;
+    /// The mutexes it owns that threads wait on, linked through
+    /// wait_queue::held_next: it inherits their first waiters' priorities
+    /// (wait_for.cpp).
+    wait_queue* held_contended = nullptr;
     /// Next thread in a run queue (READY) or on the timer list (sleeping).
     /// Intrusive, so enqueueing allocates nothing.
     control_block* next = nullptr;
@@ -137,6 +146,9 @@ struct control_block {
     std::atomic<std::uint32_t> wake_epoch{0};
     /// What ended its last block (set by the winning wake).
     wake_reason woke_by = wake_reason::none;
+    /// When it began waiting for a mutex or a join, in ns (the dump says
+    /// how long it has waited).
+    std::int64_t blocked_since = 0;
     /// Empty: the default "thread-<id>" (built only when asked for). A
     /// signal handler may read it (report::thread), so it changes only
     /// inside a critical section.
@@ -152,6 +164,9 @@ struct control_block {
     std::vector<std::function<void()>> cleanup_handlers;
     /// Values of thread_specific_ptr objects set by this thread.
     std::vector<tls_slot> tls;
+    /// The mutexes it holds, in the order it took them, while the
+    /// lock-order check is on or the mutex has a level (lock_order.cpp).
+    std::vector<const lock_word*> locks_held;
 
     // ---- Set when the thread is made, then only read. ----
     /// Process-unique, never reused; see allocate_thread_id().

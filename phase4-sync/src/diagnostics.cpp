@@ -13,6 +13,7 @@
 #include "report.hpp"
 #include "scheduler.hpp"
 #include "trace.hpp"
+#include "wait_for.hpp"
 
 namespace gt::detail {
 
@@ -152,6 +153,7 @@ void scheduler::dump(std::ostream& out) const {
          << ' ' << std::setw(9) << "priority" << ' ' << std::setw(11) << "stack" << ' ' << std::setw(11)
          << "high-water" << ' ' << std::setw(9) << "cpu ms" << ' ' << std::setw(9) << "switches" << ' '
          << "preemptions\n";
+    const std::int64_t now = monotonic_now_ns();
     for (const control_block* t = all_threads_; t != nullptr; t = t->all_next) {
         std::string state = to_string(t->state);
         if (t->state == thread_state::blocked) state += std::string(" (") + to_string(t->waiting_for) + ")";
@@ -164,6 +166,7 @@ void scheduler::dump(std::ostream& out) const {
         }
         text << std::setw(9) << t->cpu_time_ns / 1'000'000 << ' ' << std::setw(9) << t->switches << ' '
              << t->stops[static_cast<std::size_t>(stop_reason::slice_expired)] << '\n';
+        if (t->state == thread_state::blocked) text << "      waits on " << wait_text(*t, now) << '\n';
     }
     out << text.str();
 }

@@ -19,6 +19,7 @@
 #include "report.hpp"
 #include "scheduler.hpp"
 #include "trace.hpp"
+#include "wait_for.hpp"
 #include "wait_queue.hpp"
 
 namespace gt::detail {
@@ -79,10 +80,15 @@ bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std:
     for (;;) {
         std::uintptr_t w = word.load(std::memory_order_relaxed);
         if (owner_of(w) == nullptr && (w & lock_handoff) == 0) {
-            if (word.compare_exchange_weak(w, w | me, std::memory_order_acquire, std::memory_order_relaxed)) return true;
-            continue;
+            if (!word.compare_exchange_weak(w, w | me, std::memory_order_acquire, std::memory_order_relaxed)) continue;
+            if (!empty(waiters)) {  // barged in ahead of waiters: it inherits the first one's priority
+                note_contended(*self, waiters);
+                s.inherit_priority(self, front(waiters)->priority);
+            }
+            return true;
         }
         if (owner_of(w) != nullptr && owner_of(w)->owner != &s) refuse_foreign_owner(*self, *owner_of(w), waiters);
+        check_wait_for_cycle(*self, owner_of(w), &waiters, deadline_ns != scheduler::no_deadline, "gt::mutex::lock");
         std::uintptr_t want = w | lock_waiters;
         // The clock is read only by a waiter that an unlock woke and a
         // barging thread beat: the first block costs no clock read (about
@@ -94,6 +100,11 @@ bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std:
             if (now - waiting_since > starvation_ns) want |= lock_handoff;
         }
         if (want != w && !word.compare_exchange_weak(w, want, std::memory_order_relaxed)) continue;
+        if (control_block* owner = owner_of(want)) {  // priority inheritance: the owner runs at our priority
+            note_contended(*owner, waiters);
+            s.inherit_priority(owner, self->priority);
+        }
+        self->blocked_since = now;
         // Woken and beaten to it by a barging thread: first in line of its
         // priority again, not behind the threads that came after it.
         const wake_reason why = s.block(waiters, deadline_ns, /*at_front_of_level=*/woken_before);
@@ -108,16 +119,20 @@ bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std:
         }
         if (why == wake_reason::timeout) {
             leave_without_lock(word, waiters);
+            if (control_block* owner = owner_of(word.load(std::memory_order_relaxed))) {
+                if (empty(waiters)) drop_contended(*owner, waiters);
+                s.update_priority(owner);  // it no longer inherits our priority
+            }
             return false;
         }
         woken_before = true;
     }
 }
 
-/// Releases a mutex the running thread owns, inside a critical section;
-/// wakes the first waiter, without switching. Also used by a condition
-/// variable's wait, which releases the mutex and blocks in one section.
-void release_locked(scheduler& s, std::atomic<std::uintptr_t>& word, wait_queue& waiters) noexcept {
+namespace {
+
+// release_locked's change of owner.
+void hand_over(scheduler& s, std::atomic<std::uintptr_t>& word, wait_queue& waiters) noexcept {
     for (;;) {
         std::uintptr_t w = word.load(std::memory_order_relaxed);
         control_block* next = front(waiters);
@@ -131,12 +146,28 @@ void release_locked(scheduler& s, std::atomic<std::uintptr_t>& word, wait_queue&
             const std::uintptr_t handed = reinterpret_cast<std::uintptr_t>(next) | more | lock_handoff;
             if (!word.compare_exchange_weak(w, handed, std::memory_order_release, std::memory_order_relaxed)) continue;
             s.wake(next, wake_reason::handoff);
+            if (more != 0) {  // the new owner inherits from the waiters behind it
+                note_contended(*next, waiters);
+                s.inherit_priority(next, front(waiters)->priority);
+            }
             return;
         }
         if (!word.compare_exchange_weak(w, more, std::memory_order_release, std::memory_order_relaxed)) continue;
         s.wake(next, wake_reason::notified);
         return;
     }
+}
+
+}  // namespace
+
+/// Releases a mutex the running thread owns, inside a critical section;
+/// wakes the first waiter, without switching. Also used by a condition
+/// variable's wait, which releases the mutex and blocks in one section.
+void release_locked(scheduler& s, std::atomic<std::uintptr_t>& word, wait_queue& waiters) noexcept {
+    control_block* self = s.running();
+    drop_contended(*self, waiters);
+    hand_over(s, word, waiters);
+    s.update_priority(self);  // down to what it still inherits
 }
 
 void unlock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters) noexcept {

@@ -71,8 +71,8 @@ void scheduler::check_not_reentered() const noexcept {
 void scheduler::ready(control_block* t) noexcept {
     GT_INVARIANT(critical_depth_ > 0, "scheduler data changes only inside a critical section");
     change_state(*t, thread_state::blocked, thread_state::ready);
+    trace::woken(*t);  // before waiting_for is cleared: the event says what ended the wait
     t->waiting_for = wait_reason::none;
-    trace::woken(*t);
     run_queues_.push_back(t);
 }
 
@@ -154,6 +154,7 @@ void scheduler::join_wait(control_block* target) noexcept {
     target->joiner = running_;
     running_->joining = target;
     running_->waiting_for = wait_reason::join;
+    running_->blocked_since = monotonic_now_ns();
     trace::blocked(*running_);
     stop_running(stop_reason::join);
     running_->joining = nullptr;
@@ -226,22 +227,8 @@ void scheduler::honour_pending() noexcept {
 void scheduler::set_priority(control_block* t, int priority) noexcept {
     check_not_reentered();
     critical_section cs(*this);
-    const int old = t->priority;
-    if (old == priority) return;
-    if (t->list == on_list::run_queue) {
-        // sched(7): raised, a thread goes to the end of its new level's list;
-        // lowered, to the front.
-        run_queues_.remove(t);
-        t->priority = priority;
-        if (priority > old) {
-            run_queues_.push_back(t);
-        } else {
-            run_queues_.push_front(t);
-        }
-    } else {
-        t->priority = priority;
-    }
-    trace::priority_changed(*t, old, priority);
+    t->base_priority = priority;
+    update_priority(t);  // what it inherits keeps it up
     switch_if_outranked();
 }
 

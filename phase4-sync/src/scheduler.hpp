@@ -141,9 +141,21 @@ public:
         return wake(t, t->wake_epoch.load(std::memory_order_relaxed), why);
     }
 
-    /// Changes a thread's priority, moving it between run queues if READY,
-    /// and switches if the running thread is outranked.
+    /// Changes a thread's base priority; its effective priority becomes
+    /// the higher of that and what it inherits (update_priority). Switches
+    /// if the running thread is outranked.
     void set_priority(control_block* t, int priority) noexcept;
+
+    // ---- Priority inheritance (wait_for.cpp), inside a critical section. ----
+    /// Raises `t`'s effective priority to at least `priority`, and so on
+    /// along the chain of mutex owners `t` waits for (at most
+    /// max_wait_chain hops). For a thread about to wait for a mutex `t` owns.
+    void inherit_priority(control_block* t, int priority) noexcept;
+    /// Sets `t`'s effective priority to the highest of its base priority
+    /// and the first waiter of each mutex in its held_contended, and
+    /// follows the chain of owners while that changes theirs. For an
+    /// unlock, a waiter that gave up, and set_priority.
+    void update_priority(control_block* t) noexcept;
 
     /// Renames a thread (for the dump and the trace).
     void set_name(control_block* t, std::string name);
@@ -266,6 +278,10 @@ private:
 
     /// BLOCKED -> READY at the back of its run queue.
     void ready(control_block* t) noexcept;
+
+    /// Sets `t`'s effective priority and moves it to its place: in the run
+    /// queues if READY, in its wait queue if BLOCKED on one (wait_for.cpp).
+    void set_effective_priority(control_block* t, int priority) noexcept;
 
 
     /// Frees the detached thread that finished just before this switch.

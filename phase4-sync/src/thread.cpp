@@ -15,6 +15,7 @@
 #include "gt/preemption.hpp"
 #include "scheduler.hpp"
 #include "sanitizers.hpp"
+#include "wait_for.hpp"
 
 namespace gt {
 namespace detail {
@@ -131,7 +132,7 @@ detail::control_block* thread::start(const attributes& attrs, std::unique_ptr<de
     detail::scheduler& sched = detail::scheduler::current();
     auto tcb = std::make_unique<detail::control_block>();
     tcb->id = detail::allocate_thread_id();
-    tcb->priority = attrs.priority;
+    tcb->priority = tcb->base_priority = attrs.priority;
     tcb->name = attrs.name;
     tcb->stack = sched.stacks().take(attrs.stack_size, tcb->id);
     tcb->stack_bottom = tcb->stack.bottom();
@@ -191,15 +192,9 @@ void thread::join() {
                                                           std::to_string(tcb_->joiner->id));
     }
     // Like pthread_join's EDEADLK: if the target is (through a chain of
-    // joins) waiting for us, waiting for it would block both forever.
-    for (const detail::control_block* t = tcb_; t != nullptr; t = t->joining) {
-        if (t->joining == sched.running()) {
-            throw join_error(std::errc::resource_deadlock_would_occur,
-                             detail::quoted(*tcb_) + "thread " + std::to_string(tcb_->id) +
-                                 " is waiting (through joins) for the calling thread " +
-                                 std::to_string(sched.running()->id) + "; joining it would deadlock");
-        }
-    }
+    // joins and mutexes) waiting for us, waiting for it would block both
+    // forever. The same walk as a contended lock's (wait_for.cpp).
+    detail::check_wait_for_cycle(*sched.running(), tcb_, nullptr, false, "gt::thread::join");
     // From here on, *this is not touched: while we wait, other threads run,
     // and one of them may move or destroy this gt::thread object (say, by
     // growing the vector it lives in).
@@ -229,7 +224,7 @@ std::string thread::get_name() const {
     return detail::scheduler::name_of(*detail::usable(tcb_, "gt::thread::get_name"));
 }
 
-int thread::get_priority() const { return detail::usable(tcb_, "gt::thread::get_priority")->priority; }
+int thread::get_priority() const { return detail::usable(tcb_, "gt::thread::get_priority")->base_priority; }
 
 void thread::set_priority(int priority) {
     const this_thread::disable_preemption no_preemption;  // see thread::start
@@ -282,7 +277,7 @@ void set_name(std::string_view name) {
     sched.set_name(sched.running(), std::string(name));
 }
 
-int get_priority() noexcept { return detail::scheduler::current().running()->priority; }
+int get_priority() noexcept { return detail::scheduler::current().running()->base_priority; }
 
 void set_priority(int priority) {
     detail::scheduler& sched = detail::scheduler::current();
@@ -364,6 +359,13 @@ void dump_threads(std::ostream& out) {
     const this_thread::disable_preemption no_preemption;  // other threads' names and states stay put
     detail::scheduler::current().dump(out);
 }
+
+int effective_priority(const thread& t) {
+    const this_thread::disable_preemption no_preemption;  // an unlock may change it meanwhile
+    return detail::usable(t.tcb_, "gt::debug::effective_priority")->priority;
+}
+
+int this_thread_effective_priority() noexcept { return detail::scheduler::current().running()->priority; }
 
 thread_stats this_thread_stats() noexcept {
     const detail::control_block* self = detail::scheduler::current().running();

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "scheduler.hpp"
+#include "wait_for.hpp"
 
 namespace gt::detail::trace {
 
@@ -181,7 +182,14 @@ void ran(const control_block& t, std::int64_t from_ns, std::int64_t to_ns) noexc
 void blocked(const control_block& t) noexcept {
     if (!enabled) return;
     try {
-        instant(t, "block", {{"waiting for", to_string(t.waiting_for)}});
+        nlohmann::json args{{"waiting for", to_string(t.waiting_for)}};
+        if (t.waiting_on != nullptr) {
+            args["object"] = object_text(*t.waiting_on);
+            if (const control_block* owner = owner_of(*t.waiting_on)) args["owner"] = thread_text(*owner);
+        } else if (t.joining != nullptr) {
+            args["object"] = thread_text(*t.joining);
+        }
+        instant(t, "block", std::move(args));
     } catch (...) {
     }
 }
@@ -189,7 +197,11 @@ void blocked(const control_block& t) noexcept {
 void woken(const control_block& t) noexcept {
     if (!enabled) return;
     try {
-        instant(t, "wake");
+        nlohmann::json args{{"waited for", to_string(t.waiting_for)}};
+        if (t.waiting_for != wait_reason::join && t.waiting_for != wait_reason::sleep) {
+            args["woken by"] = to_string(t.woke_by);  // notified, handoff or timeout
+        }
+        instant(t, "wake", std::move(args));
     } catch (...) {
     }
 }

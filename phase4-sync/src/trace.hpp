@@ -30,9 +30,11 @@ void named(const control_block& t) noexcept;
 /// thread of higher priority, "time slice" used, "join", "sleep",
 /// "finished"); and the thread's switches, preemptions and CPU time so far.
 void ran(const control_block& t, std::int64_t from_ns, std::int64_t to_ns) noexcept;
-/// `t` became BLOCKED (its waiting_for says why).
+/// `t` became BLOCKED (its waiting_for says why), with the object it
+/// waits on (a mutex by name or address, with its owner; a joined thread).
 void blocked(const control_block& t) noexcept;
-/// `t` became READY after being BLOCKED.
+/// `t` became READY after being BLOCKED: what it waited for and, for a
+/// wait queue, what woke it (notified, handoff, timeout).
 void woken(const control_block& t) noexcept;
 /// `t` finished.
 void finished(const control_block& t) noexcept;

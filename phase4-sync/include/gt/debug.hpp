@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <iosfwd>
 
+namespace gt {
+class thread;
+}
+
 namespace gt::debug {
 
 /// Writes one line per green thread of the calling OS thread's scheduler,
@@ -40,5 +44,36 @@ struct thread_stats {
 
 /// The calling thread's accounting. Not async-signal-safe.
 thread_stats this_thread_stats() noexcept;
+
+/// The priority `t` runs at now: its base priority (gt::thread::get_priority)
+/// or, while it owns a gt::mutex that threads of higher priority wait for
+/// (directly or through a chain of mutexes), the highest of theirs
+/// (priority inheritance; src/wait_for.cpp). Not async-signal-safe.
+/// @throws std::system_error as gt::thread::get_priority.
+int effective_priority(const thread& t);
+
+/// The calling thread's effective priority (see effective_priority).
+int this_thread_effective_priority() noexcept;
+
+/// What the lock-order check does (GT_LOCK_ORDER=off|report|abort in the
+/// environment; by default `report` in a build of the runtime without
+/// NDEBUG, `off` with it). While it is on, every gt mutex lock and unlock
+/// notes the mutex in the calling green thread's list of held mutexes, and
+/// a lock taken while holding others adds "held -> taken" edges to one
+/// graph for the process; an edge that closes a cycle (two threads, or
+/// more, take the same mutexes in different orders: they can deadlock,
+/// even if this run did not) is reported once, naming the mutexes, both
+/// orders and the threads that took them (Abseil's deadlock detection,
+/// absl/synchronization/mutex.cc).
+enum class lock_order_check {
+    off,     ///< nothing is noted: lock and unlock pay one load and branch
+    report,  ///< a cycle is written to stderr once; the program goes on
+    abort,   ///< a cycle is written to stderr, then the process aborts
+};
+
+/// Changes the mode for the whole process. Mutexes locked before the
+/// check was on are not in the held lists (their unlock is ignored).
+/// Call it while no other OS thread uses gt mutexes. Not async-signal-safe.
+void set_lock_order_check(lock_order_check mode) noexcept;
 
 }  // namespace gt::debug

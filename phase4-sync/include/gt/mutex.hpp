@@ -64,49 +64,84 @@ std::int64_t steady_deadline_ns(const std::chrono::time_point<Clock, Duration>& 
     }
 }
 
+/// A mutex's name and lock level (gt::mutex::attributes).
+struct mutex_attributes {
+    /// Names the mutex in every report: lock-order and deadlock reports,
+    /// misuse messages, the dump and the trace. A string that outlives the
+    /// mutex (a literal); nullptr: the mutex's address only.
+    const char* name = nullptr;
+    /// Its lock level; 0: none. A thread may lock a mutex that has a level
+    /// only if that level is lower than the level of every mutex with a
+    /// level it holds: take the highest level first, then go down. Locking
+    /// one out of that order fails at once, even when nobody holds it
+    /// (std::system_error, resource_deadlock_would_occur); try_lock is not
+    /// checked (it cannot wait, so it cannot deadlock).
+    unsigned level = 0;
+};
+
+/// True while the lock-order check is on (gt::debug::lock_order_check):
+/// then lock and unlock keep the calling thread's list of held mutexes.
+/// src/lock_order.cpp.
+extern std::atomic<bool> lock_order_checking;
+
 /// The lock word and wait queue every gt mutex is made of.
 class lock_word {
 public:
-    constexpr explicit lock_word(wait_reason why = wait_reason::mutex) noexcept : waiters_(why, &word_) {}
+    constexpr explicit lock_word(wait_reason why = wait_reason::mutex, mutex_attributes attrs = {}) noexcept
+        : waiters_(why, &word_), level_(attrs.level) {
+        waiters_.name = attrs.name;
+    }
     lock_word(const lock_word&) = delete;
     lock_word& operator=(const lock_word&) = delete;
     ~lock_word() {
         if (waiters_.head != nullptr) [[unlikely]] destroyed_while_waited(this, "gt::mutex", waiters_);
+        if (lock_order_checking.load(std::memory_order_relaxed)) [[unlikely]] forget_lock_order();
     }
 
+    // Each operation: the lock-order check and lock levels first, when
+    // either applies (one load and branch when neither does), then the
+    // uncontended path: one compare-and-swap.
     void lock() {
-        const std::uintptr_t self = calling_owner();
-        std::uintptr_t expected = 0;
-        if (self == 0 || !word_.compare_exchange_strong(expected, self, std::memory_order_acquire,
-                                                        std::memory_order_relaxed)) [[unlikely]] {
-            lock_contended(word_, waiters_, INT64_MAX);
+        if (checked()) [[unlikely]] {
+            lock_checked(INT64_MAX);
+            return;
         }
+        acquire(INT64_MAX);
     }
 
     bool try_lock() noexcept {
         std::uintptr_t expected = 0;
         const std::uintptr_t self = calling_owner();
-        if (self == 0) [[unlikely]] return try_lock_slow(word_);
-        return word_.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed);
+        if (self == 0) [[unlikely]] {
+            if (!try_lock_slow(word_)) return false;  // the deterministic mode, or no scheduler yet
+        } else if (!word_.compare_exchange_strong(expected, self, std::memory_order_acquire,
+                                                  std::memory_order_relaxed)) {
+            return false;
+        }
+        if (checked()) [[unlikely]] note_held();
+        return true;
     }
 
     bool lock_until_ns(std::int64_t deadline_ns) {
-        const std::uintptr_t self = calling_owner();
-        std::uintptr_t expected = 0;
-        if (self != 0 &&
-            word_.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed)) {
-            return true;
-        }
-        return lock_contended(word_, waiters_, deadline_ns);
+        if (checked()) [[unlikely]] return lock_checked(deadline_ns);
+        return acquire(deadline_ns);
     }
 
     void unlock() noexcept {
+        if (checked()) [[unlikely]] note_released();
         std::uintptr_t expected = calling_owner();
         if (expected == 0 || !word_.compare_exchange_strong(expected, 0, std::memory_order_release,
                                                             std::memory_order_relaxed)) [[unlikely]] {
             unlock_contended(word_, waiters_);
         }
     }
+
+    /// True if its locks and unlocks are noted in the held list: the
+    /// lock-order check is on, or it has a level.
+    bool checked() const noexcept { return level_ != 0 || lock_order_checking.load(std::memory_order_relaxed); }
+    /// Drops it from the calling thread's held list (a condition
+    /// variable's wait releases it without unlock()). src/lock_order.cpp.
+    void note_released() noexcept;
 
     /// True if the calling thread owns it.
     bool owned_by_caller() const noexcept {
@@ -118,6 +153,8 @@ public:
     /// For the slow paths, condition variables and diagnostics.
     std::atomic<std::uintptr_t>& word() noexcept { return word_; }
     wait_queue& waiters() noexcept { return waiters_; }
+    const wait_queue& waiters() const noexcept { return waiters_; }
+    unsigned level() const noexcept { return level_; }
 
     /// Names the mutex in every report (a string that outlives it).
     void set_name(const char* name) noexcept { waiters_.name = name; }
@@ -126,8 +163,27 @@ private:
     /// The calling OS thread's scheduler is created, adopting it.
     static std::uintptr_t adopt_calling_thread() noexcept;
 
+    /// The uncontended compare-and-swap, else the slow path.
+    bool acquire(std::int64_t deadline_ns) {
+        const std::uintptr_t self = calling_owner();
+        std::uintptr_t expected = 0;
+        if (self != 0 &&
+            word_.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed))
+            [[likely]] {
+            return true;
+        }
+        return lock_contended(word_, waiters_, deadline_ns);
+    }
+
+    // src/lock_order.cpp: the level check and the lock-order graph, then
+    // acquire() and note_held(); the held list; the graph's node.
+    bool lock_checked(std::int64_t deadline_ns);
+    void note_held() noexcept;
+    void forget_lock_order() noexcept;
+
     std::atomic<std::uintptr_t> word_{0};
     wait_queue waiters_;
+    unsigned level_ = 0;
 };
 
 }  // namespace detail
@@ -136,18 +192,30 @@ private:
 /// ([thread.mutex.class]). lock() blocks the calling green thread (never
 /// the OS thread, and never by spinning) while another thread owns it.
 ///
-/// Errors: lock() of a mutex the caller owns throws std::system_error with
-/// std::errc::resource_deadlock_would_occur (std::mutex leaves it
-/// undefined); unlock() by a thread that does not own it, and destroying
-/// a mutex that threads wait on, report the thread and the mutex on
-/// stderr and abort. try_lock() of an owned mutex returns false.
+/// Errors: lock() throws std::system_error with
+/// std::errc::resource_deadlock_would_occur (std::mutex leaves these
+/// undefined) when the caller owns the mutex already, when waiting would
+/// close a cycle of threads that wait for each other (through mutexes and
+/// joins; the message names them; GT_DEADLOCK=abort aborts instead), and
+/// when its lock level is out of order (attributes::level). unlock() by a
+/// thread that does not own it, and destroying a mutex that threads wait
+/// on, report the thread and the mutex on stderr and abort. try_lock() of
+/// an owned mutex returns false.
+///
+/// Priority inheritance: while a thread of higher priority waits for it,
+/// the owner runs at that priority (and so does the owner of a mutex the
+/// owner waits for, and so on); it drops back at unlock (src/wait_for.cpp).
 ///
 /// Thread safety: any green thread of the OS thread's scheduler may use
 /// it; sharing one between OS threads is supported from phase 6 (this
 /// phase reports it and aborts). Not async-signal-safe.
 class mutex {
 public:
+    /// A name for reports and a lock level: `gt::mutex m({.name = "accounts", .level = 2});`
+    using attributes = detail::mutex_attributes;
+
     constexpr mutex() noexcept = default;
+    constexpr explicit mutex(attributes attrs) noexcept : word_(detail::wait_reason::mutex, attrs) {}
     mutex(const mutex&) = delete;
     mutex& operator=(const mutex&) = delete;
 
@@ -171,7 +239,10 @@ private:
 /// wait queue and on the scheduler's timer list at once; it never polls.
 class timed_mutex {
 public:
+    using attributes = detail::mutex_attributes;
+
     constexpr timed_mutex() noexcept = default;
+    constexpr explicit timed_mutex(attributes attrs) noexcept : word_(detail::wait_reason::mutex, attrs) {}
     timed_mutex(const timed_mutex&) = delete;
     timed_mutex& operator=(const timed_mutex&) = delete;
 
@@ -202,6 +273,7 @@ namespace detail {
 class recursive_lock {
 public:
     constexpr recursive_lock() noexcept = default;
+    constexpr explicit recursive_lock(mutex_attributes attrs) noexcept : word_(wait_reason::mutex, attrs) {}
 
     void lock() {
         if (word_.owned_by_caller()) return count_up();
@@ -240,7 +312,10 @@ private:
 /// (resource_unavailable_try_again) past 2^20 nested locks.
 class recursive_mutex {
 public:
+    using attributes = detail::mutex_attributes;
+
     constexpr recursive_mutex() noexcept = default;
+    constexpr explicit recursive_mutex(attributes attrs) noexcept : lock_(attrs) {}
     recursive_mutex(const recursive_mutex&) = delete;
     recursive_mutex& operator=(const recursive_mutex&) = delete;
 
@@ -255,7 +330,10 @@ private:
 /// gt::recursive_mutex with timeouts, as std::recursive_timed_mutex.
 class recursive_timed_mutex {
 public:
+    using attributes = detail::mutex_attributes;
+
     constexpr recursive_timed_mutex() noexcept = default;
+    constexpr explicit recursive_timed_mutex(attributes attrs) noexcept : lock_(attrs) {}
     recursive_timed_mutex(const recursive_timed_mutex&) = delete;
     recursive_timed_mutex& operator=(const recursive_timed_mutex&) = delete;
 

@@ -82,6 +82,12 @@ struct thread_start_for final : thread_start {
 /// from two threads at once. All gt threads of one OS thread run one at a
 /// time, so they share data without data races, but not without logic races
 /// across a yield().
+class thread;
+
+namespace debug {
+int effective_priority(const thread& t);  // gt/debug.hpp
+}
+
 class thread {
 public:
     /// Identifies a thread, like std::thread::id. A default-constructed id
@@ -225,11 +231,16 @@ public:
     /// @throws std::system_error errc::invalid_argument if !joinable().
     std::string get_name() const;
 
-    /// The thread's priority, lowest_priority..highest_priority.
+    /// The thread's base priority, lowest_priority..highest_priority: the
+    /// one it was created with or set_priority gave it. While it owns a
+    /// gt::mutex that a thread of higher priority waits for, it runs at
+    /// that higher priority (priority inheritance), which
+    /// gt::debug::effective_priority reads.
     /// @throws std::system_error errc::invalid_argument if !joinable().
     int get_priority() const;
 
-    /// Changes the thread's priority. If the thread is READY and now of
+    /// Changes the thread's base priority (it keeps running at a higher
+    /// one while it inherits that). If the thread is READY and now of
     /// higher priority than the caller, it runs at once.
     /// @param priority lowest_priority..highest_priority.
     /// @throws std::invalid_argument if priority is out of range;
@@ -244,6 +255,8 @@ public:
     friend void swap(thread& a, thread& b) noexcept { a.swap(b); }
 
 private:
+    friend int debug::effective_priority(const thread& t);
+
     static detail::control_block* start(const attributes& attrs,
                                         std::unique_ptr<detail::thread_start> entry);
 
@@ -340,7 +353,7 @@ std::string get_name();
 /// runtime messages).
 void set_name(std::string_view name);
 
-/// The calling thread's priority.
+/// The calling thread's base priority (see gt::thread::get_priority).
 int get_priority() noexcept;
 
 /// Changes the calling thread's priority. Lowering it below that of a READY

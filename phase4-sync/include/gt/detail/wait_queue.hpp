@@ -54,6 +54,9 @@ struct wait_queue {
     const std::atomic<std::uintptr_t>* const owner;
     /// A name for reports (gt::mutex::attributes); nullptr: the address.
     const char* name = nullptr;
+    /// The next mutex in its owner's control_block::held_contended list
+    /// (priority inheritance); touched inside the critical section.
+    wait_queue* held_next = nullptr;
 };
 
 /// The green thread RUNNING on the calling OS thread; nullptr before its
