@@ -128,11 +128,12 @@ void scheduler::switch_if_outranked() noexcept {
     stop_running(stop_reason::outranked);
 }
 
-void scheduler::end_slice(bool in_handler) noexcept {
+void scheduler::end_slice(bool in_handler, bool whole_slice) noexcept {
     critical_section cs(*this);
     tick_pending_ = 0;  // inside the section: a tick now cannot end a second slice
     if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
     if (run_queues_.empty() || run_queues_.highest() < running_->priority) return;  // nobody else may run
+    if (!whole_slice && !outranked()) return;  // only a thread of higher priority ends a slice early
     if (in_handler) {
         // SIGALRM stays blocked until this handler returns, after the thread
         // runs again; the thread switched to gets the mask it needs
@@ -143,7 +144,7 @@ void scheduler::end_slice(bool in_handler) noexcept {
         run_seen_since_ = last_tick_;
         stall_reported_ = false;
     }
-    stop_running(stop_reason::slice_expired);
+    stop_running(whole_slice ? stop_reason::slice_expired : stop_reason::outranked);
 }
 
 void scheduler::join_wait(control_block* target) noexcept {

@@ -269,8 +269,10 @@ private:
     /// The running thread has used its time slice: to the back of its run
     /// queue, if a thread of the same or a higher priority is READY.
     /// `in_handler`: called from the SIGALRM handler, which must unblock
-    /// SIGALRM before the switch.
-    void end_slice(bool in_handler) noexcept;
+    /// SIGALRM before the switch. With `whole_slice` false (a tick within
+    /// the slice found a due timer of a higher priority), it stops only if
+    /// outranked once the due timers are woken, to the front of its queue.
+    void end_slice(bool in_handler, bool whole_slice = true) noexcept;
 
     /// Moves sleepers whose wake_time has passed to the run queues, and
     /// wakes timed waiters whose deadline has passed (wake_reason::timeout).
@@ -304,6 +306,10 @@ private:
     std::int64_t charge_tick() noexcept;
     /// True at the run's ticks_per_slice-th tick: its slice is used.
     bool slice_used() noexcept;
+    /// True if a sleeper or timed waiter whose deadline is at or before
+    /// `now` outranks the running thread: the tick wakes it at once, not
+    /// at the end of the slice. Outside a critical section only.
+    bool due_timer_outranks(std::int64_t now) const noexcept;
     /// Whether, and if not why not, the interrupted thread can be switched
     /// away from at `ucontext`.
     preempt::not_preemptible why_not_preemptible(const void* ucontext) const noexcept;

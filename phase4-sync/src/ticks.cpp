@@ -36,10 +36,14 @@ void scheduler::on_tick(void* ucontext) noexcept {
 
 void scheduler::take_tick(void* ucontext) noexcept {
     const std::int64_t now = charge_tick();
-    if (!slice_used()) return;
+    // Every tick looks at the earliest deadlines, not only the tick that
+    // ends a slice: a due thread of higher priority would otherwise wait
+    // behind a spinner of lower priority for up to a slice.
+    const bool whole_slice = slice_used();
+    if (!whole_slice && (critical_depth_ != 0 || !due_timer_outranks(now))) return;
     const preempt::not_preemptible why = why_not_preemptible(ucontext);
     if (why == preempt::not_preemptible::no) {
-        end_slice(/*in_handler=*/true);
+        end_slice(/*in_handler=*/true, whole_slice);
         return;
     }
     defer_tick(why);
@@ -72,6 +76,14 @@ bool scheduler::slice_used() noexcept {
     // before the first, so it has lasted more than (ticks_per_slice - 1)
     // periods and at most ticks_per_slice: between half a slice and a slice.
     return ++ticks_in_run_ >= ticks_per_slice;
+}
+
+bool scheduler::due_timer_outranks(std::int64_t now) const noexcept {
+    for (const control_block* t = timers_.empty() ? nullptr : timers_.front(); t != nullptr && t->wake_time <= now;
+         t = t->next) {
+        if (t->priority > running_->priority) return true;
+    }
+    return false;
 }
 
 preempt::not_preemptible scheduler::why_not_preemptible(const void* ucontext) const noexcept {

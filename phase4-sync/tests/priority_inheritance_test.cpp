@@ -210,3 +210,45 @@ TEST(PriorityInheritance, WaitingOnAConditionVariableGivesTheInheritedPriorityBa
     cv.notify_one();
     owner.join();
 }
+
+// Why: a due sleeper or timed waiter of high priority is a thread of high
+// priority kept from the CPU, like an inversion: the tick must wake it at
+// the first tick after its deadline, not only at the tick that ends the
+// spinner's slice. Counted in ticks: with 10 ms ticks (20 ms slices) and a
+// 20 µs sleep, the waking tick is the spinner's first of its run; waking
+// only at slice ends, it would be the second, and the spinner would have
+// seen one tick go by first in nearly every round.
+TEST(TimedWakeup, ADueHighPriorityThreadRunsAtTheNextTickNotAtTheEndOfTheSlice) {
+    const preemption_for_test preemption(20ms);
+    // The spinner's ticks in its current run, as far as it has seen them
+    // (the tick that switches away from it is never seen).
+    static volatile std::uint64_t ticks_this_run = 0, spinner_switches = 0;
+    std::atomic<bool> done{false};
+    gt::thread spinner({.priority = 1, .name = "spinner"}, [&] {
+        std::uint64_t run_start_ticks = 0, last_switches = 0;
+        while (!done.load()) {
+            const gt::debug::thread_stats s = gt::debug::this_thread_stats();
+            if (s.switches != last_switches) {  // a new run
+                last_switches = s.switches;
+                run_start_ticks = s.ticks;
+            }
+            ticks_this_run = s.ticks - run_start_ticks;
+            spinner_switches = s.switches;
+        }
+    });
+    int rounds_spinner_ran = 0, rounds_a_tick_went_by = 0;
+    gt::thread high({.priority = 30, .name = "high"}, [&] {
+        for (int round = 0; round < 20; ++round) {
+            const std::uint64_t switches = spinner_switches;
+            ticks_this_run = 0;
+            gt::this_thread::sleep_for(20us);
+            if (spinner_switches != switches) ++rounds_spinner_ran;
+            if (ticks_this_run != 0) ++rounds_a_tick_went_by;
+        }
+        done = true;
+    });
+    high.join();
+    spinner.join();
+    EXPECT_GE(rounds_spinner_ran, 10);
+    EXPECT_LE(rounds_a_tick_went_by, 3);
+}

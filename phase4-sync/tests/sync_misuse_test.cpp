@@ -1,0 +1,112 @@
+// Misuse of gt's synchronization objects ends in a clear message naming
+// the threads and the object, never in silent corruption: unlocking a
+// mutex one does not own or that is not locked, destroying a mutex or a
+// condition variable that threads wait on, and sharing a mutex between
+// OS threads (supported from phase 6).
+#include <gt/condition_variable.hpp>
+#include <gt/mutex.hpp>
+#include <gt/thread.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+void unlock_someone_elses() {
+    gt::mutex m({.name = "theirs"});
+    m.lock();
+    gt::thread t({.name = "intruder"}, [&] { m.unlock(); });
+    t.join();
+}
+
+// Why: std::mutex leaves a foreign unlock undefined (it may silently let
+// two threads in); we name the thread that unlocked and the owner.
+TEST(SyncMisuseDeathTest, UnlockingAMutexOneDoesNotOwnNamesBothThreads) {
+    EXPECT_DEATH(unlock_someone_elses(),
+                 "gt: thread [0-9]+ \"intruder\" unlocks gt::mutex \"theirs\" \\(0x[0-9a-f]+\\), which is owned by "
+                 "thread [0-9]+ \"main\"");
+}
+
+void unlock_unlocked() {
+    gt::mutex m({.name = "free"});
+    m.unlock();
+}
+
+// Why: an unlock too many is the other common mistake.
+TEST(SyncMisuseDeathTest, UnlockingAnUnlockedMutexSaysItIsNotLocked) {
+    EXPECT_DEATH(unlock_unlocked(), "gt: thread [0-9]+ \"main\" unlocks gt::mutex \"free\" \\(0x[0-9a-f]+\\), which is "
+                                    "not locked");
+}
+
+void destroy_mutex_while_waited() {
+    auto m = std::make_unique<gt::mutex>(gt::mutex::attributes{.name = "doomed"});
+    m->lock();
+    gt::thread t({.name = "waiter"}, [&] { const std::lock_guard<gt::mutex> hold(*m); });
+    gt::this_thread::sleep_for(1ms);  // t blocks on it
+    m.reset();
+}
+
+// Why: a waiter's control block is linked into the mutex's queue; freeing
+// the mutex under it would corrupt memory later, far from the mistake.
+TEST(SyncMisuseDeathTest, DestroyingAMutexWithWaitersNamesThemAndAborts) {
+    EXPECT_DEATH(destroy_mutex_while_waited(),
+                 "gt: gt::mutex \"doomed\" \\(0x[0-9a-f]+\\) destroyed while threads wait on it: thread [0-9]+ "
+                 "\"waiter\"");
+}
+
+void destroy_condition_variable_while_waited() {
+    gt::mutex m;
+    auto cv = std::make_unique<gt::condition_variable>();
+    gt::thread t({.name = "cv-waiter"}, [&] {
+        std::unique_lock<gt::mutex> lock(m);
+        cv->wait(lock);
+    });
+    gt::this_thread::sleep_for(1ms);
+    cv.reset();
+}
+
+TEST(SyncMisuseDeathTest, DestroyingAConditionVariableWithWaitersNamesThemAndAborts) {
+    EXPECT_DEATH(destroy_condition_variable_while_waited(),
+                 "gt: gt::condition_variable +\\(0x[0-9a-f]+\\) destroyed while threads wait on it: thread [0-9]+ "
+                 "\"cv-waiter\"");
+}
+
+gt::mutex shared_between_os_threads({.name = "shared"});
+
+void share_a_mutex_between_os_threads() {
+    std::atomic<bool> held{false}, done{false};
+    std::thread first([&] {
+        gt::thread holder({.name = "holder"}, [&] {
+            const std::lock_guard<gt::mutex> hold(shared_between_os_threads);
+            held = true;
+            while (!done.load()) std::this_thread::sleep_for(1ms);  // blocks this OS thread: fine here
+        });
+        holder.join();
+    });
+    std::thread second([&] {
+        while (!held.load()) std::this_thread::sleep_for(1ms);
+        gt::thread taker({.name = "taker"}, [&] { const std::lock_guard<gt::mutex> hold(shared_between_os_threads); });
+        taker.join();
+    });
+    second.join();
+    done = true;
+    first.join();
+}
+
+// Why: each OS thread has its own scheduler; until phase 6 a primitive
+// cannot wake or wait for a thread of another one, and says so instead
+// of losing the wakeup.
+TEST(SyncMisuseDeathTest, AMutexSharedBetweenOsThreadsIsRefusedUntilPhase6) {
+    EXPECT_DEATH(share_a_mutex_between_os_threads(),
+                 "gt: thread [0-9]+ \"taker\" would wait for gt::mutex \"shared\" \\(0x[0-9a-f]+\\), owned by thread "
+                 "[0-9]+ \"holder\" of another OS thread's scheduler(.|\n)*supported from phase 6");
+}
+
+}  // namespace
