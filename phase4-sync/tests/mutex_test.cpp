@@ -4,6 +4,7 @@
 // starving behind a thread that relocks at once (golang/go#13086).
 #include <gt/debug.hpp>
 #include <gt/mutex.hpp>
+#include <gt/preemption.hpp>
 #include <gt/thread.hpp>
 
 #include <atomic>
@@ -126,20 +127,32 @@ TEST(Mutex, UnlockWakesTheHighestPriorityWaiterFirstThenInArrivalOrder) {
 
 // Why: barging alone can starve a waiter forever behind a thread that
 // unlocks and relocks at once (golang/go#13086). After 1 ms of waiting the
-// mutex is handed to the waiter directly.
+// mutex is handed to the waiter directly. The holder never lets a tick
+// switch between its unlock and its relock (disable_preemption), so
+// without the handoff the waiter, woken at each unlock, always finds the
+// mutex taken again when it runs, and the holder gives up after 2,000
+// ticks (hundreds of slices; with the handoff the waiter owns it within a
+// few).
 TEST(Mutex, AWaiterIsNotStarvedByAThreadThatRelocksAtOnce) {
     const preemption_for_test preemption(200us);
     gt::mutex m;
     std::atomic<bool> waiter_got_it{false};
-    long holder_rounds = 0;
+    bool holder_gave_up = false;
     gt::thread holder([&] {
-        const auto give_up = std::chrono::steady_clock::now() + 20s;  // reached only if the waiter starves
-        while (!waiter_got_it.load() && std::chrono::steady_clock::now() < give_up) {
-            const std::lock_guard<gt::mutex> hold(m);
-            ++holder_rounds;
+        const std::uint64_t give_up = gt::debug::this_thread_stats().ticks + 2000;
+        m.lock();
+        while (!waiter_got_it.load()) {
+            if (gt::debug::this_thread_stats().ticks >= give_up) {
+                holder_gave_up = true;
+                break;
+            }
             volatile int work = 0;
             for (int i = 0; i < 1000; ++i) work = work + 1;
+            const gt::this_thread::disable_preemption no_tick_between;
+            m.unlock();
+            m.lock();
         }
+        m.unlock();
     });
     gt::thread waiter([&] {
         spin_for_ticks(2);  // let the holder get going
@@ -149,7 +162,7 @@ TEST(Mutex, AWaiterIsNotStarvedByAThreadThatRelocksAtOnce) {
     waiter.join();
     holder.join();
     EXPECT_TRUE(waiter_got_it.load());
-    EXPECT_GT(holder_rounds, 0);
+    EXPECT_FALSE(holder_gave_up) << "the waiter starved: the mutex was never handed to it";
 }
 
 // Why: timed locks wait on the timer list and give up at their deadline,
