@@ -7,6 +7,7 @@
 #include <gt/condition_variable.hpp>
 #include <gt/debug.hpp>
 #include <gt/mutex.hpp>
+#include <gt/preemption.hpp>
 #include <gt/thread.hpp>
 
 #include <atomic>
@@ -47,34 +48,40 @@ private:
 
 }  // namespace
 
-// Why: AB/BA between two threads: the second lock that would close the
-// cycle throws at once, naming both threads and both mutexes, instead of
-// blocking both threads forever.
+// Why: AB/BA between two threads: the lock that would close the cycle
+// throws at once, naming both threads and both mutexes, instead of
+// blocking both threads forever. (Which of the two locks comes second
+// depends on where ticks land; exactly one throws.)
 TEST(Deadlock, AbBaBetweenTwoThreadsThrowsFromTheLockThatClosesTheCycle) {
     const lock_order_for_test quiet(gt::debug::lock_order_check::off);
     gt::mutex a({.name = "A"}), b({.name = "B"});
-    std::atomic<bool> x_holds_a{false}, y_waits{false};
+    std::atomic<bool> x_holds_a{false}, y_holds_b{false};
+    std::atomic<int> throws{0};
     std::string what;
-    gt::thread x({.name = "x"}, [&] {
-        const std::lock_guard<gt::mutex> hold(a);
-        x_holds_a = true;
-        sleep_until_set(y_waits);
+    auto take_second = [&](gt::mutex& second) {
         try {
-            b.lock();
-            b.unlock();
+            const std::lock_guard<gt::mutex> also(second);
         } catch (const std::system_error& e) {
             EXPECT_EQ(e.code(), std::errc::resource_deadlock_would_occur);
             what = e.what();
+            ++throws;
         }
+    };
+    gt::thread x({.name = "x"}, [&] {
+        const std::lock_guard<gt::mutex> hold(a);
+        x_holds_a = true;
+        sleep_until_set(y_holds_b);
+        take_second(b);
     });
     gt::thread y({.name = "y"}, [&] {
         sleep_until_set(x_holds_a);
         const std::lock_guard<gt::mutex> hold(b);
-        y_waits = true;  // set before it blocks: x sleeps until then
-        const std::lock_guard<gt::mutex> also(a);  // waits until x gives up A
+        y_holds_b = true;
+        take_second(a);
     });
     x.join();
     y.join();
+    EXPECT_EQ(throws.load(), 1);
     EXPECT_TRUE(contains(what, "\"x\"")) << what;
     EXPECT_TRUE(contains(what, "\"y\"")) << what;
     EXPECT_TRUE(contains(what, "gt::mutex \"A\"")) << what;
@@ -87,17 +94,18 @@ TEST(Deadlock, AbBaBetweenTwoThreadsThrowsFromTheLockThatClosesTheCycle) {
 TEST(Deadlock, ACycleOfThreeThreadsIsRefusedNamingEveryThread) {
     const lock_order_for_test quiet(gt::debug::lock_order_check::off);
     gt::mutex m1({.name = "m1"}), m2({.name = "m2"}), m3({.name = "m3"});
-    std::atomic<int> holding{0};
+    std::atomic<int> holding{0}, throws{0};
     std::string what;
     auto body = [&](gt::mutex& mine, gt::mutex& next, bool last) {
         const std::lock_guard<gt::mutex> hold(mine);
         ++holding;
         while (holding.load() < 3) gt::this_thread::sleep_for(50us);
-        if (last) gt::this_thread::sleep_for(2ms);  // the other two block first
+        if (last) gt::this_thread::sleep_for(2ms);  // usually the other two block first
         try {
             const std::lock_guard<gt::mutex> also(next);
         } catch (const std::system_error& e) {
             what = e.what();
+            ++throws;
         }
     };
     gt::thread p({.name = "p"}, [&] { body(m1, m2, false); });
@@ -106,6 +114,7 @@ TEST(Deadlock, ACycleOfThreeThreadsIsRefusedNamingEveryThread) {
     p.join();
     q.join();
     r.join();
+    EXPECT_EQ(throws.load(), 1);
     for (const char* part : {"\"p\"", "\"q\"", "\"r\"", "\"m1\"", "\"m2\"", "\"m3\""}) {
         EXPECT_TRUE(contains(what, part)) << part << " missing from: " << what;
     }
@@ -136,16 +145,17 @@ TEST(Deadlock, JoiningAThreadThatWaitsForAMutexOneHoldsThrows) {
 TEST(Deadlock, LockingAMutexWhoseOwnerJoinsTheCallerThrows) {
     gt::mutex m({.name = "m"});
     std::string what;
-    std::atomic<bool> locked{false};
-    gt::thread* self = nullptr;
+    std::atomic<bool> joining{false};
+    std::atomic<gt::thread*> locker_object{nullptr};  // set once main has made it
     gt::thread owner({.name = "owner"}, [&] {
         const std::lock_guard<gt::mutex> hold(m);
-        locked = true;
-        self->join();  // waits for the locker below
+        while (locker_object.load() == nullptr) gt::this_thread::sleep_for(50us);
+        const gt::this_thread::disable_preemption no_tick_between;  // the flag and the join's block
+        joining = true;
+        locker_object.load()->join();  // waits for the locker below
     });
     gt::thread locker({.name = "locker"}, [&] {
-        sleep_until_set(locked);
-        gt::this_thread::sleep_for(1ms);  // owner blocks in join
+        sleep_until_set(joining);  // owner is BLOCKED in join now
         try {
             m.lock();
             m.unlock();
@@ -153,7 +163,7 @@ TEST(Deadlock, LockingAMutexWhoseOwnerJoinsTheCallerThrows) {
             what = e.what();
         }
     });
-    self = &locker;
+    locker_object = &locker;
     owner.join();
     EXPECT_TRUE(contains(what, "\"owner\", which joins thread")) << what;
     EXPECT_FALSE(locker.joinable());  // owner joined it
