@@ -89,9 +89,14 @@ TEST(Mutex, AWaiterIsBlockedAndIsNotSwitchedToWhileItWaits) {
     std::uint64_t waiter_switches_while_waiting = 0;
     std::uint64_t switches_before = 0;
     gt::thread waiter([&] {
-        switches_before = gt::debug::this_thread_stats().switches;
-        m.lock();
-        waiter_switches_while_waiting = gt::debug::this_thread_stats().switches - switches_before;
+        {
+            // No slice may end between the counts and the lock (the block
+            // itself still switches): only the wait is counted.
+            const gt::this_thread::disable_preemption only_the_wait;
+            switches_before = gt::debug::this_thread_stats().switches;
+            m.lock();
+            waiter_switches_while_waiting = gt::debug::this_thread_stats().switches - switches_before;
+        }
         m.unlock();
     });
     gt::thread spinner([] { spin_for_ticks(20); });  // many slices go by

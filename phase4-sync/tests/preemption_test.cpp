@@ -755,9 +755,11 @@ TEST(Accounting, TheDumpShowsCpuTimeSwitchesAndPreemptions) {
     // main leaves the level to the spinners; a thread of higher priority
     // takes a dump every 10 ms until spinner-one has had twenty slices
     // (about 50 ms on an idle machine), then stops them.
+    int timer_wakeups = 0;
     gt::thread timer({.priority = gt::highest_priority}, [&] {
         for (int tries = 0; tries < 1000; ++tries) {
             gt::this_thread::sleep_for(10ms);
+            ++timer_wakeups;
             std::ostringstream out;
             gt::debug::dump_threads(out);
             os_thread_cpu_ms = static_cast<double>(gt::detail::thread_cpu_now_ns() - os_thread_cpu_before) / 1e6;
@@ -777,7 +779,11 @@ TEST(Accounting, TheDumpShowsCpuTimeSwitchesAndPreemptions) {
     // it, and no more than all of it (the dump rounds down to whole ms).
     EXPECT_GE(std::stoi(m[1]), os_thread_cpu_ms / 5) << dump;
     EXPECT_LE(std::stoi(m[1]), os_thread_cpu_ms) << dump;
-    EXPECT_EQ(std::stoi(m[2]), std::stoi(m[3]) + 0) << "every switch to it ended in a preemption\n" << dump;
+    // Every run of it ended in a preemption, or when the timer thread's
+    // sleep ended: each tick, not only the one that ends a slice, wakes a
+    // due thread that outranks the running one.
+    EXPECT_GE(std::stoi(m[2]), std::stoi(m[3])) << dump;
+    EXPECT_LE(std::stoi(m[2]), std::stoi(m[3]) + timer_wakeups + 1) << "a run ended another way\n" << dump;
 }
 
 // Why: the API rejects what it cannot do, naming the value.
