@@ -104,7 +104,9 @@ bool lock_contended(std::atomic<std::uintptr_t>& word, wait_queue& waiters, std:
             note_contended(*owner, waiters);
             s.inherit_priority(owner, self->priority);
         }
-        self->blocked_since = now;
+        // For the dump's "for N ms": the time of the last tick, which is
+        // at most half a slice old, so that blocking reads no clock.
+        self->blocked_since = s.last_tick_ns();
         // Woken and beaten to it by a barging thread: first in line of its
         // priority again, not behind the threads that came after it.
         const wake_reason why = s.block(waiters, deadline_ns, /*at_front_of_level=*/woken_before);

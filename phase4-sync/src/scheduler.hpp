@@ -189,6 +189,9 @@ public:
     /// @throws std::system_error as preempt::ticker::set_period.
     void set_preemption(std::int64_t slice_ns, std::int64_t stall_threshold_ns);
     std::int64_t time_slice_ns() const noexcept { return slice_ns_; }
+    /// When the last timer tick landed (ns, CLOCK_MONOTONIC; 0 before the
+    /// first): a clock that costs no system call, for diagnostics.
+    std::int64_t last_tick_ns() const noexcept { return last_tick_; }
     std::int64_t stall_threshold_ns() const noexcept { return stall_ns_; }
 
     /// In the child of a fork(2): make this OS thread's timer again.

@@ -172,7 +172,7 @@ std::string wait_text(const control_block& t, std::int64_t now_ns) {
     if (t.waiting_on->owner != nullptr) {
         const control_block* owner = owner_of(*t.waiting_on);
         text += owner != nullptr ? ", owned by " + thread_text(*owner) : ", being handed over";
-        text += ", for " + ms(now_ns - t.blocked_since);
+        if (t.blocked_since != 0) text += ", for about " + ms(now_ns - t.blocked_since);  // as of a tick
     }
     if (t.wake_time != scheduler::no_deadline) text += ", deadline in " + ms(t.wake_time - now_ns);
     return text;

@@ -342,7 +342,7 @@ TEST(DeadlockDeathTest, TheGlobalReportNamesWhatEachThreadWaitsOn) {
                  "main +BLOCKED \\(join\\)(.|\n)*waits on join of thread [0-9]+ \"cv-waiter\"(.|\n)*"
                  "cv-waiter +BLOCKED \\(condition variable\\)(.|\n)*waits on condition variable \\(0x(.|\n)*"
                  "locker +BLOCKED \\(mutex\\)(.|\n)*waits on gt::mutex \"held-by-main\" \\(0x[0-9a-f]+\\), owned by "
-                 "thread [0-9]+ \"main\", for [0-9]+ ms");
+                 "thread [0-9]+ \"main\"(, for about [0-9]+ ms)?\n");
 }
 
 // Why: a pending timed wait can still wake a thread: no report, and the
