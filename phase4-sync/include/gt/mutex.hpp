@@ -215,6 +215,8 @@ public:
     using attributes = detail::mutex_attributes;
 
     constexpr mutex() noexcept = default;
+    /// A mutex with a name (for every report) and a lock level (0: none;
+    /// see gt::detail::mutex_attributes).
     constexpr explicit mutex(attributes attrs) noexcept : word_(detail::wait_reason::mutex, attrs) {}
     mutex(const mutex&) = delete;
     mutex& operator=(const mutex&) = delete;
@@ -239,15 +241,20 @@ private:
 /// wait queue and on the scheduler's timer list at once; it never polls.
 class timed_mutex {
 public:
+    /// A name and a lock level, as gt::mutex::attributes.
     using attributes = detail::mutex_attributes;
 
     constexpr timed_mutex() noexcept = default;
+    /// A timed mutex with a name and a lock level, as gt::mutex's.
     constexpr explicit timed_mutex(attributes attrs) noexcept : word_(detail::wait_reason::mutex, attrs) {}
     timed_mutex(const timed_mutex&) = delete;
     timed_mutex& operator=(const timed_mutex&) = delete;
 
+    /// As gt::mutex::lock.
     void lock() { word_.lock(); }
+    /// As gt::mutex::try_lock.
     bool try_lock() noexcept { return word_.try_lock(); }
+    /// As gt::mutex::unlock.
     void unlock() noexcept { word_.unlock(); }
 
     /// Blocks until the mutex is the caller's or `d` has passed; false on timeout.
@@ -261,6 +268,7 @@ public:
         return word_.lock_until_ns(detail::steady_deadline_ns(t));
     }
 
+    /// The lock word, for gt's own condition variables.
     detail::lock_word& native_handle() noexcept { return word_; }
 
 private:
@@ -312,15 +320,21 @@ private:
 /// (resource_unavailable_try_again) past 2^20 nested locks.
 class recursive_mutex {
 public:
+    /// A name and a lock level, as gt::mutex::attributes.
     using attributes = detail::mutex_attributes;
 
     constexpr recursive_mutex() noexcept = default;
+    /// A recursive mutex with a name and a lock level, as gt::mutex's.
     constexpr explicit recursive_mutex(attributes attrs) noexcept : lock_(attrs) {}
     recursive_mutex(const recursive_mutex&) = delete;
     recursive_mutex& operator=(const recursive_mutex&) = delete;
 
+    /// Blocks until the caller owns it; the owner only counts one lock more.
+    /// @throws std::system_error (resource_unavailable_try_again) past 2^20 locks.
     void lock() { lock_.lock(); }
+    /// Takes it if nobody else owns it (the owner: one lock more); never blocks.
     bool try_lock() noexcept { return lock_.try_lock(); }
+    /// Undoes one lock; the last one releases it, as gt::mutex::unlock.
     void unlock() noexcept { lock_.unlock(); }
 
 private:
@@ -330,21 +344,29 @@ private:
 /// gt::recursive_mutex with timeouts, as std::recursive_timed_mutex.
 class recursive_timed_mutex {
 public:
+    /// A name and a lock level, as gt::mutex::attributes.
     using attributes = detail::mutex_attributes;
 
     constexpr recursive_timed_mutex() noexcept = default;
+    /// A recursive mutex with a name and a lock level, as gt::mutex's.
     constexpr explicit recursive_timed_mutex(attributes attrs) noexcept : lock_(attrs) {}
     recursive_timed_mutex(const recursive_timed_mutex&) = delete;
     recursive_timed_mutex& operator=(const recursive_timed_mutex&) = delete;
 
+    /// Blocks until the caller owns it; the owner only counts one lock more.
+    /// @throws std::system_error (resource_unavailable_try_again) past 2^20 locks.
     void lock() { lock_.lock(); }
+    /// Takes it if nobody else owns it (the owner: one lock more); never blocks.
     bool try_lock() noexcept { return lock_.try_lock(); }
+    /// Undoes one lock; the last one releases it, as gt::mutex::unlock.
     void unlock() noexcept { lock_.unlock(); }
 
+    /// Blocks until the caller owns it or `d` has passed; false on timeout.
     template <class Rep, class Period>
     bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
         return try_lock_until(std::chrono::steady_clock::now() + d);
     }
+    /// Blocks until the caller owns it or `t` has come; false on timeout.
     template <class Clock, class Duration>
     bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
         return lock_.lock_until_ns(detail::steady_deadline_ns(t));

@@ -75,6 +75,12 @@ struct thread_start_for final : thread_start {
 
 }  // namespace detail
 
+class thread;
+
+namespace debug {
+int effective_priority(const thread& t);  // gt/debug.hpp
+}
+
 /// A green thread of execution, with the interface and semantics of
 /// std::thread (see [thread.thread.class] in the C++ standard).
 ///
@@ -82,12 +88,6 @@ struct thread_start_for final : thread_start {
 /// from two threads at once. All gt threads of one OS thread run one at a
 /// time, so they share data without data races, but not without logic races
 /// across a yield().
-class thread;
-
-namespace debug {
-int effective_priority(const thread& t);  // gt/debug.hpp
-}
-
 class thread {
 public:
     /// Identifies a thread, like std::thread::id. A default-constructed id
