@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "gt/barrier.hpp"
+#include "gt/detail/sync_point.hpp"
 #include "scheduler.hpp"
 #include "sync_report.hpp"
 #include "wait_queue.hpp"
@@ -27,6 +28,7 @@ bool barrier_state::arrive(std::ptrdiff_t update, bool drop, std::uint64_t& phas
     }
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::arrive);
     const scheduler::critical_section cs(s);
     if (update > left_) {
         misuse(describe(*s.running()) + " arrives " + std::to_string(update) + " time(s) at " +
@@ -52,6 +54,7 @@ void barrier_state::next_phase() noexcept {
 void barrier_state::wait(std::uint64_t phase) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::wait);
     const scheduler::critical_section cs(s);
     // Only next_phase wakes a waiter, and only after moving the generation
     // on: one block per wait. The loop states the condition.

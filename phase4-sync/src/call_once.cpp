@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "gt/call_once.hpp"
+#include "gt/detail/sync_point.hpp"
 #include "gt/mutex.hpp"
 #include "scheduler.hpp"
 #include "sync_report.hpp"
@@ -20,6 +21,7 @@ namespace detail {
 bool once_begin(once_flag& flag) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::call_once);
     control_block* self = s.running();
     const auto me = reinterpret_cast<std::uintptr_t>(self);
     const scheduler::critical_section cs(s);
@@ -47,6 +49,7 @@ bool once_begin(once_flag& flag) {
 void once_succeeded(once_flag& flag) noexcept {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::call_once);  // the mode may let others find the function running
     const scheduler::critical_section cs(s);
     flag.state_.store(once_done, std::memory_order_release);
     while (control_block* t = front(flag.waiters_)) s.wake(t, wake_reason::notified);
@@ -55,6 +58,7 @@ void once_succeeded(once_flag& flag) noexcept {
 void once_failed(once_flag& flag) noexcept {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::call_once);
     const scheduler::critical_section cs(s);
     flag.state_.store(0, std::memory_order_relaxed);
     if (control_block* t = front(flag.waiters_)) s.wake(t, wake_reason::notified);

@@ -17,6 +17,7 @@
 // timeout removes the waiter's record itself.
 #include "gt/channel.hpp"
 
+#include "gt/detail/sync_point.hpp"
 #include "invariant.hpp"
 #include "scheduler.hpp"
 #include "sync_report.hpp"
@@ -84,6 +85,7 @@ void channel_core::destroy_buffered() noexcept {
 channel_result channel_core::send(void* value, std::int64_t deadline_ns) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::send);
     const scheduler::critical_section cs(s);
     if (closed_) return channel_result::closed;
     if (channel_waiter* r = pop_first(receivers_, receiver_records_)) {
@@ -105,6 +107,7 @@ channel_result channel_core::send(void* value, std::int64_t deadline_ns) {
 channel_result channel_core::receive(void* slot, std::int64_t deadline_ns) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::receive);
     const scheduler::critical_section cs(s);
     if (count_ > 0) {
         take(head_, slot);
@@ -133,6 +136,7 @@ channel_result channel_core::receive(void* slot, std::int64_t deadline_ns) {
 void channel_core::close() noexcept {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::close);
     const scheduler::critical_section cs(s);
     closed_ = true;
     while (channel_waiter* w = pop_first(receivers_, receiver_records_)) s.wake(w->thread, wake_reason::notified);

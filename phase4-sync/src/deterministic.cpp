@@ -163,6 +163,14 @@ const char* to_string(schedule_event event) noexcept {
         case schedule_event::receive: return "receive";
         case schedule_event::close: return "close";
         case schedule_event::other: return "other";
+        case schedule_event::lock_shared: return "lock_shared";
+        case schedule_event::try_lock_shared: return "try_lock_shared";
+        case schedule_event::unlock_shared: return "unlock_shared";
+        case schedule_event::acquire: return "acquire";
+        case schedule_event::try_acquire: return "try_acquire";
+        case schedule_event::release: return "release";
+        case schedule_event::arrive: return "arrive";
+        case schedule_event::call_once: return "call_once";
     }
     return "?";
 }

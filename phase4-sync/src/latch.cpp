@@ -4,6 +4,7 @@
 // the others.
 #include <system_error>
 
+#include "gt/detail/sync_point.hpp"
 #include "gt/latch.hpp"
 #include "scheduler.hpp"
 #include "sync_report.hpp"
@@ -26,6 +27,7 @@ void latch::count_down(std::ptrdiff_t update) {
     }
     detail::scheduler& s = detail::scheduler::current();
     s.check_not_reentered();
+    detail::sync_point(debug::schedule_event::arrive);
     const detail::scheduler::critical_section cs(s);
     const std::ptrdiff_t left = count_.load(std::memory_order_relaxed);
     if (update > left) {
@@ -39,9 +41,15 @@ void latch::count_down(std::ptrdiff_t update) {
     }
 }
 
+bool latch::try_wait_slow() const noexcept {
+    detail::sync_point(debug::schedule_event::wait);
+    return count_.load(std::memory_order_acquire) == 0;
+}
+
 void latch::wait_contended() const {
     detail::scheduler& s = detail::scheduler::current();
     s.check_not_reentered();
+    detail::sync_point(debug::schedule_event::wait);
     const detail::scheduler::critical_section cs(s);
     while (count_.load(std::memory_order_relaxed) != 0) s.block(waiters_);
 }

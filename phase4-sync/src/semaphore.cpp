@@ -1,10 +1,13 @@
 // The slow paths of gt's semaphores (include/gt/semaphore.hpp): an acquire
-// that found the count zero, and a release that found waiters (or was
-// asked for something std leaves undefined). Inside the scheduler's
-// critical section; a release hands each unit to the first waiter, which
-// wakes holding it (wake_reason::handoff).
+// that found the count zero, a release that found waiters (or was asked
+// for something std leaves undefined), and every operation while
+// running_thread is nullptr (the deterministic mode: each starts with its
+// sync_point). Inside the scheduler's critical section; a release hands
+// each unit to the first waiter, which wakes holding it
+// (wake_reason::handoff).
 #include <system_error>
 
+#include "gt/detail/sync_point.hpp"
 #include "gt/semaphore.hpp"
 #include "invariant.hpp"
 #include "scheduler.hpp"
@@ -19,9 +22,15 @@ void semaphore_bad_initial_count(std::ptrdiff_t desired, std::ptrdiff_t max) {
                                 std::to_string(max));
 }
 
+bool semaphore_word::try_acquire_slow() noexcept {
+    sync_point(debug::schedule_event::try_acquire);
+    return take_unit();
+}
+
 bool semaphore_word::acquire_contended(std::int64_t deadline_ns) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::acquire);
     const scheduler::critical_section cs(s);
     for (;;) {
         std::uint64_t w = word_.load(std::memory_order_relaxed);
@@ -46,6 +55,7 @@ bool semaphore_word::acquire_contended(std::int64_t deadline_ns) {
 void semaphore_word::release_contended(std::ptrdiff_t update, std::ptrdiff_t max) noexcept {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::release);
     const scheduler::critical_section cs(s);
     std::uint64_t w = word_.load(std::memory_order_relaxed);
     const auto count = static_cast<std::ptrdiff_t>(w / semaphore_unit);

@@ -1,6 +1,8 @@
 // The slow paths of gt::shared_mutex and gt::shared_timed_mutex
 // (include/gt/shared_mutex.hpp): what happens when the one compare-and-swap
-// of a fast path fails because a writer holds the lock or waits for it.
+// of a fast path fails because a writer holds the lock or waits for it,
+// or when running_thread is nullptr (no scheduler yet, or the
+// deterministic mode: each slow path starts with its sync_point).
 //
 // Every change below happens inside the scheduler's critical section, and
 // the thread that releases the lock admits the next holders itself:
@@ -13,6 +15,7 @@
 // two semaphores (src/sync/rwmutex.go); writer preference as there.
 #include <system_error>
 
+#include "gt/detail/sync_point.hpp"
 #include "gt/shared_mutex.hpp"
 #include "invariant.hpp"
 #include "scheduler.hpp"
@@ -58,11 +61,23 @@ void hand_to_writer(scheduler& s, rw_lock& l, std::uint64_t readers_flag) noexce
 
 }  // namespace
 
-std::uintptr_t rw_adopt_caller() noexcept { return reinterpret_cast<std::uintptr_t>(scheduler::current().running()); }
+bool rw_try_lock_slow(rw_lock& l) noexcept {
+    scheduler& s = scheduler::current();  // adopts an OS thread that has not called gt yet
+    sync_point(debug::schedule_event::try_lock);
+    std::uint64_t expected = 0;
+    return l.word().compare_exchange_strong(expected, reinterpret_cast<std::uint64_t>(s.running()) | rw_write_locked,
+                                            std::memory_order_acquire, std::memory_order_relaxed);
+}
+
+bool rw_try_lock_shared_slow(rw_lock& l) noexcept {
+    sync_point(debug::schedule_event::try_lock_shared);
+    return l.try_add_reader();
+}
 
 bool rw_lock_contended(rw_lock& l, std::int64_t deadline_ns) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::lock);
     control_block* self = s.running();
     const scheduler::critical_section cs(s);
     for (;;) {
@@ -96,6 +111,7 @@ bool rw_lock_contended(rw_lock& l, std::int64_t deadline_ns) {
 bool rw_lock_shared_contended(rw_lock& l, std::int64_t deadline_ns) {
     scheduler& s = scheduler::current();
     s.check_not_reentered();
+    sync_point(debug::schedule_event::lock_shared);
     control_block* self = s.running();
     const scheduler::critical_section cs(s);
     for (;;) {
@@ -133,6 +149,7 @@ void rw_unlock_contended(rw_lock& l) noexcept {
                                                       : std::string("is not locked")));
     }
     s.check_not_reentered();
+    sync_point(debug::schedule_event::unlock);
     const scheduler::critical_section cs(s);
     // Neither fast path can change the word meanwhile: it is write-locked.
     const std::uint64_t writers_flag = empty(l.writers()) ? 0 : rw_writers_waiting;
@@ -156,6 +173,7 @@ void rw_unlock_shared_contended(rw_lock& l) noexcept {
                                   : std::string("no reader holds")));
     }
     s.check_not_reentered();
+    sync_point(debug::schedule_event::unlock_shared);
     const scheduler::critical_section cs(s);
     for (;;) {
         w = l.word().load(std::memory_order_relaxed);

@@ -78,12 +78,16 @@ private:
 ///         same flag from the thread running it (std: deadlock).
 ///
 /// Thread safety: any green thread of one OS thread's scheduler (phase 6:
-/// any); the done check is one acquire load. Not async-signal-safe.
+/// any); the done check is one acquire load (after a thread-local load
+/// that sends it to the deterministic mode's synchronization point while
+/// that is on). Not async-signal-safe.
 /// Source: [thread.once.callonce]; the blocking waiters follow Go's
 /// sync.Once (src/sync/once.go: its doSlow takes a mutex, not a spin).
 template <class Callable, class... Args>
 void call_once(once_flag& flag, Callable&& f, Args&&... args) {
-    if (flag.state_.load(std::memory_order_acquire) == detail::once_done) return;
+    // running_thread is nullptr in the deterministic mode: once_begin
+    // then reaches the synchronization point (and answers "done" itself).
+    if (detail::running_thread != nullptr && flag.state_.load(std::memory_order_acquire) == detail::once_done) return;
     if (!detail::once_begin(flag)) return;
     try {
         std::invoke(std::forward<Callable>(f), std::forward<Args>(args)...);

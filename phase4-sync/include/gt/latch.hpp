@@ -29,8 +29,9 @@ namespace detail {
 /// report the thread and the latch on stderr and abort.
 ///
 /// Thread safety: any green thread of one OS thread's scheduler (phase 6:
-/// any). try_wait() is one atomic load. Not async-signal-safe. Waiters
-/// BLOCK (wait_reason::barrier).
+/// any). try_wait() is one atomic load (and a thread-local one, which
+/// sends it to the deterministic mode's synchronization point while that
+/// is on). Not async-signal-safe. Waiters BLOCK (wait_reason::barrier).
 class latch {
 public:
     /// The largest count.
@@ -51,10 +52,13 @@ public:
     /// every waiter. Never blocks.
     void count_down(std::ptrdiff_t update = 1);
     /// True once the count is zero. Never blocks.
-    bool try_wait() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
+    bool try_wait() const noexcept {
+        if (detail::running_thread == nullptr) [[unlikely]] return try_wait_slow();
+        return count_.load(std::memory_order_acquire) == 0;
+    }
     /// Blocks until the count is zero.
     void wait() const {
-        if (!try_wait()) wait_contended();
+        if (detail::running_thread == nullptr || count_.load(std::memory_order_acquire) != 0) wait_contended();
     }
     /// count_down(update), then wait().
     void arrive_and_wait(std::ptrdiff_t update = 1) {
@@ -63,6 +67,10 @@ public:
     }
 
 private:
+    // The slow paths, for a closed latch or a null running_thread (no
+    // scheduler yet, or the deterministic mode); each starts with its
+    // synchronization point (gt/detail/sync_point.hpp).
+    bool try_wait_slow() const noexcept;
     void wait_contended() const;
 
     std::atomic<std::ptrdiff_t> count_;

@@ -46,7 +46,39 @@ public:
         if (waiters_.head != nullptr) [[unlikely]] destroyed_while_waited(this, "gt::counting_semaphore", waiters_);
     }
 
+    // Every fast path first tests running_thread, as the mutex's do: it is
+    // nullptr before the OS thread's first gt call and while the
+    // deterministic mode is on, and then the slow path runs, which starts
+    // with the operation's synchronization point. One thread-local load.
+
     bool try_acquire() noexcept {
+        if (running_thread == nullptr) [[unlikely]] return try_acquire_slow();
+        return take_unit();
+    }
+    bool acquire_until_ns(std::int64_t deadline_ns) {
+        return (running_thread != nullptr && take_unit()) || acquire_contended(deadline_ns);
+    }
+    void release(std::ptrdiff_t update, std::ptrdiff_t max) {
+        if (running_thread != nullptr) [[likely]] {
+            std::uint64_t w = word_.load(std::memory_order_relaxed);
+            while ((w & semaphore_waiters) == 0 && update >= 0 &&
+                   update <= max - static_cast<std::ptrdiff_t>(w / semaphore_unit)) {
+                if (word_.compare_exchange_weak(w, w + static_cast<std::uint64_t>(update) * semaphore_unit,
+                                                std::memory_order_release, std::memory_order_relaxed)) {
+                    return;
+                }
+            }
+        }
+        release_contended(update, max);  // waiters to hand units to, no running_thread, or a misuse (reported)
+    }
+
+    /// For the slow paths (src/semaphore.cpp) and diagnostics.
+    std::atomic<std::uint64_t>& word() noexcept { return word_; }
+    wait_queue& waiters() noexcept { return waiters_; }
+
+private:
+    /// One unit off the count, if the count is above zero.
+    bool take_unit() noexcept {
         std::uint64_t w = word_.load(std::memory_order_relaxed);
         while (w >= semaphore_unit) {
             if (word_.compare_exchange_weak(w, w - semaphore_unit, std::memory_order_acquire,
@@ -56,24 +88,8 @@ public:
         }
         return false;
     }
-    bool acquire_until_ns(std::int64_t deadline_ns) { return try_acquire() || acquire_contended(deadline_ns); }
-    void release(std::ptrdiff_t update, std::ptrdiff_t max) {
-        std::uint64_t w = word_.load(std::memory_order_relaxed);
-        while ((w & semaphore_waiters) == 0 && update >= 0 &&
-               update <= max - static_cast<std::ptrdiff_t>(w / semaphore_unit)) {
-            if (word_.compare_exchange_weak(w, w + static_cast<std::uint64_t>(update) * semaphore_unit,
-                                            std::memory_order_release, std::memory_order_relaxed)) {
-                return;
-            }
-        }
-        release_contended(update, max);  // waiters to hand units to, or a misuse (reported)
-    }
-
-    /// For the slow paths (src/semaphore.cpp) and diagnostics.
-    std::atomic<std::uint64_t>& word() noexcept { return word_; }
-    wait_queue& waiters() noexcept { return waiters_; }
-
-private:
+    // The slow paths; each starts with its synchronization point.
+    bool try_acquire_slow() noexcept;
     bool acquire_contended(std::int64_t deadline_ns);
     void release_contended(std::ptrdiff_t update, std::ptrdiff_t max) noexcept;
 

@@ -42,14 +42,17 @@ class rw_lock;
 
 /// The slow paths (src/shared_mutex.cpp). The `_until` ones block until
 /// the lock is the caller's or `deadline_ns` (CLOCK_MONOTONIC; INT64_MAX:
-/// none) passes, and return false on timeout.
+/// none) passes, and return false on timeout. Each starts with the
+/// operation's synchronization point (gt/detail/sync_point.hpp).
 bool rw_lock_contended(rw_lock& l, std::int64_t deadline_ns);
 bool rw_lock_shared_contended(rw_lock& l, std::int64_t deadline_ns);
 void rw_unlock_contended(rw_lock& l) noexcept;
 void rw_unlock_shared_contended(rw_lock& l) noexcept;
-/// The running thread as an owner, on an OS thread that has not called gt
-/// yet: its scheduler is created, adopting it.
-std::uintptr_t rw_adopt_caller() noexcept;
+/// try_lock and try_lock_shared when running_thread is nullptr: before
+/// the OS thread's first gt call (its scheduler is created, adopting it),
+/// or in the deterministic mode.
+bool rw_try_lock_slow(rw_lock& l) noexcept;
+bool rw_try_lock_shared_slow(rw_lock& l) noexcept;
 
 /// The state word and the two wait queues of both reader-writer locks.
 class rw_lock {
@@ -62,24 +65,63 @@ public:
         if (writers_.head != nullptr) [[unlikely]] destroyed_while_waited(this, "gt::shared_mutex", writers_);
     }
 
+    // Every fast path first tests running_thread, as the mutex's do: it is
+    // nullptr before the OS thread's first gt call and while the
+    // deterministic mode is on, and then the slow path runs (a null owner
+    // is never written into the word, where it would read as unowned).
+    // The writer's fast paths test the owner they need anyway; the
+    // readers' test costs them one thread-local load.
+
     bool try_lock() noexcept {
-        std::uint64_t self = calling_owner();
-        if (self == 0) [[unlikely]] self = rw_adopt_caller();
+        const std::uint64_t self = calling_owner();
+        if (self == 0) [[unlikely]] return rw_try_lock_slow(*this);
         std::uint64_t expected = 0;
         return word_.compare_exchange_strong(expected, self | rw_write_locked, std::memory_order_acquire,
-                                                          std::memory_order_relaxed);
+                                             std::memory_order_relaxed);
     }
-    bool lock_until_ns(std::int64_t deadline_ns) { return try_lock() || rw_lock_contended(*this, deadline_ns); }
+    bool lock_until_ns(std::int64_t deadline_ns) {
+        const std::uint64_t self = calling_owner();
+        std::uint64_t expected = 0;
+        if (self != 0 && word_.compare_exchange_strong(expected, self | rw_write_locked, std::memory_order_acquire,
+                                                       std::memory_order_relaxed)) {
+            return true;
+        }
+        return rw_lock_contended(*this, deadline_ns);
+    }
     void unlock() noexcept {
         std::uint64_t expected = calling_owner() | rw_write_locked;
-        if (!word_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
+        if (expected == rw_write_locked ||
+            !word_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
             [[unlikely]] {
-            rw_unlock_contended(*this);  // waiters to admit, or not the owner (reported)
+            rw_unlock_contended(*this);  // waiters to admit, no owner to test, or not the owner (reported)
         }
     }
 
     /// A new reader gets in while no writer owns the lock or waits for it.
     bool try_lock_shared() noexcept {
+        if (calling_owner() == 0) [[unlikely]] return rw_try_lock_shared_slow(*this);
+        return try_add_reader();
+    }
+    bool lock_shared_until_ns(std::int64_t deadline_ns) {
+        if (calling_owner() != 0 && try_add_reader()) return true;
+        return rw_lock_shared_contended(*this, deadline_ns);
+    }
+    void unlock_shared() noexcept {
+        if (calling_owner() != 0) [[likely]] {
+            std::uint64_t w = word_.load(std::memory_order_relaxed);
+            // The last reader before a waiting writer hands it over (slow path).
+            while ((w & (rw_write_locked | rw_writers_waiting)) == 0 && w >= rw_one_reader) {
+                if (word_.compare_exchange_weak(w, w - rw_one_reader, std::memory_order_release,
+                                                std::memory_order_relaxed)) {
+                    return;
+                }
+            }
+        }
+        rw_unlock_shared_contended(*this);
+    }
+
+    /// One more reader, if no writer owns the lock or waits for it.
+    bool try_add_reader() noexcept {
         std::uint64_t w = word_.load(std::memory_order_relaxed);
         while ((w & (rw_write_locked | rw_writers_waiting)) == 0) {
             if (word_.compare_exchange_weak(w, w + rw_one_reader, std::memory_order_acquire,
@@ -88,20 +130,6 @@ public:
             }
         }
         return false;
-    }
-    bool lock_shared_until_ns(std::int64_t deadline_ns) {
-        return try_lock_shared() || rw_lock_shared_contended(*this, deadline_ns);
-    }
-    void unlock_shared() noexcept {
-        std::uint64_t w = word_.load(std::memory_order_relaxed);
-        // The last reader before a waiting writer hands it over (slow path).
-        while ((w & (rw_write_locked | rw_writers_waiting)) == 0 && w >= rw_one_reader) {
-            if (word_.compare_exchange_weak(w, w - rw_one_reader, std::memory_order_release,
-                                            std::memory_order_relaxed)) {
-                return;
-            }
-        }
-        rw_unlock_shared_contended(*this);
     }
 
     /// For the slow paths and diagnostics.

@@ -9,6 +9,15 @@
 //   wait, notify         src/condition_variable.cpp  wait_on, notify_one, notify_all
 //   thread create, join  src/thread.cpp       thread::start (after), thread::join
 //   yield                src/thread.cpp       this_thread::yield (logged only)
+//   shared_mutex         src/shared_mutex.cpp every rw_*_contended and rw_try_*_slow
+//   semaphore            src/semaphore.cpp    acquire_contended, try_acquire_slow, release_contended
+//   barrier              src/barrier.cpp      barrier_state::arrive, barrier_state::wait
+//   latch                src/latch.cpp        count_down, wait_contended, try_wait_slow
+//   call_once            src/call_once.cpp    once_begin, once_succeeded, once_failed
+//   channel              src/channel.cpp      channel_core::send, receive, close
+// Each inline fast path that can complete without the runtime first tests
+// running_thread, as the mutexes' fast paths do: null sends it to the
+// slow path, where the call is; the mode costs a fast path nothing more.
 // A new primitive calls it at the start of each of its operations that
 // another thread can observe (acquire, release, arrive, send, receive,
 // close), outside the scheduler's critical section.
@@ -24,19 +33,27 @@ namespace gt::debug {
 /// records it: a synchronization point the running thread reached, or
 /// `run`, the scheduler's pick of the thread that runs next.
 enum class schedule_event : std::uint8_t {
-    run,       ///< the scheduler picked this thread to run
-    create,    ///< it created a thread (logged after the new thread is READY)
-    join,      ///< it is about to join a thread
-    yield,     ///< it called gt::this_thread::yield
-    lock,      ///< it is about to lock a mutex (also a timed lock, a semaphore's acquire)
-    try_lock,  ///< it is about to try to lock a mutex
-    unlock,    ///< it is about to unlock a mutex (also a semaphore's release)
-    wait,      ///< it is about to wait on a condition variable (also a barrier's or a latch's wait)
-    notify,    ///< it is about to notify a condition variable (also a latch's count down)
-    send,      ///< it is about to send on a channel
-    receive,   ///< it is about to receive from a channel
-    close,     ///< it is about to close a channel
-    other,     ///< another primitive's operation
+    run,              ///< the scheduler picked this thread to run
+    create,           ///< it created a thread (logged after the new thread is READY)
+    join,             ///< it is about to join a thread
+    yield,            ///< it called gt::this_thread::yield
+    lock,             ///< it is about to lock a mutex or a shared_mutex exclusively (also a timed lock)
+    try_lock,         ///< it is about to try to lock a mutex or a shared_mutex exclusively
+    unlock,           ///< it is about to unlock a mutex or a shared_mutex's exclusive hold
+    wait,             ///< it is about to wait on a condition variable, a barrier or a latch (also try_wait)
+    notify,           ///< it is about to notify a condition variable
+    send,             ///< it is about to send on a channel (also try_send, a timed send)
+    receive,          ///< it is about to receive from a channel (also try_receive, a timed receive)
+    close,            ///< it is about to close a channel
+    other,            ///< another primitive's operation
+    lock_shared,      ///< it is about to lock a shared_mutex shared (also a timed lock_shared)
+    try_lock_shared,  ///< it is about to try to lock a shared_mutex shared
+    unlock_shared,    ///< it is about to give up a shared hold
+    acquire,          ///< it is about to acquire a semaphore's unit (also a timed acquire)
+    try_acquire,      ///< it is about to try to acquire a semaphore's unit
+    release,          ///< it is about to release a semaphore's units
+    arrive,           ///< it is about to arrive at a barrier or count a latch down
+    call_once,        ///< it is about to enter gt::call_once, or its function returned or threw
 };
 
 }  // namespace gt::debug
