@@ -85,7 +85,9 @@ public:
     /// The phase an arrival belongs to; pass it to wait().
     class arrival_token {
     public:
+        /// Tokens move (wait() takes one by rvalue), as std::barrier's do.
         arrival_token(arrival_token&&) noexcept = default;
+        /// Tokens move.
         arrival_token& operator=(arrival_token&&) noexcept = default;
 
     private:

@@ -167,6 +167,7 @@ public:
     /// buffer has room); else returns false, and `value` is left as it was.
     /// @throws gt::channel_closed if the channel is closed.
     bool try_send(T&& value) { return send_ns(value, 0); }
+    /// try_send() of a copy of `value`.
     bool try_send(const T& value) {
         T copy(value);
         return send_ns(copy, 0);
@@ -178,6 +179,7 @@ public:
     bool send_until(T&& value, const std::chrono::time_point<Clock, Duration>& t) {
         return send_ns(value, detail::steady_deadline_ns(t));
     }
+    /// send_until() of a copy of `value`.
     template <class Clock, class Duration>
     bool send_until(const T& value, const std::chrono::time_point<Clock, Duration>& t) {
         T copy(value);
@@ -188,6 +190,7 @@ public:
     bool send_for(T&& value, const std::chrono::duration<Rep, Period>& d) {
         return send_until(std::move(value), std::chrono::steady_clock::now() + d);
     }
+    /// send_for() of a copy of `value`.
     template <class Rep, class Period>
     bool send_for(const T& value, const std::chrono::duration<Rep, Period>& d) {
         return send_until(value, std::chrono::steady_clock::now() + d);
@@ -205,6 +208,7 @@ public:
     std::optional<T> receive_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {
         return receive_ns(detail::steady_deadline_ns(t));
     }
+    /// As receive(), but gives up after `d` (on steady_clock).
     template <class Rep, class Period>
     std::optional<T> receive_for(const std::chrono::duration<Rep, Period>& d) noexcept {
         return receive_until(std::chrono::steady_clock::now() + d);

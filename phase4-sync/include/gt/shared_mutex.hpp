@@ -190,6 +190,7 @@ public:
     /// to a waiting writer.
     void unlock_shared() noexcept { lock_.unlock_shared(); }
 
+    /// The state word and wait queues, for gt's own code.
     detail::rw_lock& native_handle() noexcept { return lock_; }
 
 private:
@@ -206,8 +207,11 @@ public:
     shared_timed_mutex(const shared_timed_mutex&) = delete;
     shared_timed_mutex& operator=(const shared_timed_mutex&) = delete;
 
+    /// As gt::shared_mutex::lock.
     void lock() { lock_.lock_until_ns(INT64_MAX); }
+    /// As gt::shared_mutex::try_lock.
     bool try_lock() noexcept { return lock_.try_lock(); }
+    /// As gt::shared_mutex::unlock.
     void unlock() noexcept { lock_.unlock(); }
     /// Blocks until the caller holds it exclusively or `d` has passed;
     /// false on timeout. Errors as lock().
@@ -215,13 +219,18 @@ public:
     bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
         return try_lock_until(std::chrono::steady_clock::now() + d);
     }
+    /// Blocks until the caller holds it exclusively or `t` has come; false
+    /// on timeout.
     template <class Clock, class Duration>
     bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
         return lock_.lock_until_ns(detail::steady_deadline_ns(t));
     }
 
+    /// As gt::shared_mutex::lock_shared.
     void lock_shared() { lock_.lock_shared_until_ns(INT64_MAX); }
+    /// As gt::shared_mutex::try_lock_shared.
     bool try_lock_shared() noexcept { return lock_.try_lock_shared(); }
+    /// As gt::shared_mutex::unlock_shared.
     void unlock_shared() noexcept { lock_.unlock_shared(); }
     /// Blocks until the caller holds it shared or `d` has passed; false on
     /// timeout. Errors as lock_shared().
@@ -229,11 +238,14 @@ public:
     bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d) {
         return try_lock_shared_until(std::chrono::steady_clock::now() + d);
     }
+    /// Blocks until the caller holds it shared or `t` has come; false on
+    /// timeout.
     template <class Clock, class Duration>
     bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& t) {
         return lock_.lock_shared_until_ns(detail::steady_deadline_ns(t));
     }
 
+    /// The state word and wait queues, for gt's own code.
     detail::rw_lock& native_handle() noexcept { return lock_; }
 
 private:
