@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "scheduler.hpp"
+#include "sync_report.hpp"
 #include "trace.hpp"
 #include "wait_for.hpp"
 
@@ -113,7 +114,7 @@ struct graph {
         if (from.out.count(&taken) != 0) return;  // seen before: already checked
         at(taken);
         const std::vector<const lock_word*> back = path(&taken, &held);
-        from.out.emplace(&taken, edge{thread_text(self), !back.empty()});
+        from.out.emplace(&taken, edge{describe(self), !back.empty()});
         nodes.at(&taken).in.insert(&held);
         ++edges;
         if (!back.empty()) report(held, taken, self, back);
@@ -121,7 +122,7 @@ struct graph {
 
     void report(const lock_word& held, const lock_word& taken, const control_block& self,
                 const std::vector<const lock_word*>& back) {
-        std::string text = "gt: lock-order inversion (a potential deadlock): " + thread_text(self) + " takes " +
+        std::string text = "gt: lock-order inversion (a potential deadlock): " + describe(self) + " takes " +
                            nodes.at(&taken).text + " while holding " + nodes.at(&held).text + ", but earlier\n";
         for (std::size_t i = 0; i + 1 < back.size(); ++i) {
             const node& a = nodes.at(back[i]);
@@ -173,7 +174,7 @@ private:
 [[noreturn]] void refuse_level(const control_block& self, const lock_word& held, const lock_word& taken) {
     throw std::system_error(
         std::make_error_code(std::errc::resource_deadlock_would_occur),
-        "gt::mutex::lock: lock levels out of order: " + thread_text(self) + " holds " + object_text(held.waiters()) +
+        "gt::mutex::lock: lock levels out of order: " + describe(self) + " holds " + object_text(held.waiters()) +
             " of level " + std::to_string(held.level()) + " and would take " + object_text(taken.waiters()) +
             " of level " + std::to_string(taken.level()) +
             "; while holding a mutex with a level, take only mutexes of lower levels");

@@ -18,6 +18,7 @@
 #include "gt/mutex.hpp"
 #include "report.hpp"
 #include "scheduler.hpp"
+#include "sync_report.hpp"
 #include "trace.hpp"
 #include "wait_for.hpp"
 #include "wait_queue.hpp"
@@ -34,10 +35,6 @@ std::string describe(const wait_queue& q) {
     char address[32];
     std::snprintf(address, sizeof address, "%p", static_cast<const void*>(&q));
     return q.name != nullptr ? std::string("\"") + q.name + "\" (" + address + ")" : std::string(address);
-}
-
-std::string describe(const control_block& t) {
-    return "thread " + std::to_string(t.id) + " \"" + scheduler::name_of(t) + "\"";
 }
 
 [[noreturn]] void refuse_foreign_owner(const control_block& self, const control_block& owner, const wait_queue& q) {

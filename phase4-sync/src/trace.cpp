@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "scheduler.hpp"
+#include "sync_report.hpp"
 #include "wait_for.hpp"
 
 namespace gt::detail::trace {
@@ -185,9 +186,9 @@ void blocked(const control_block& t) noexcept {
         nlohmann::json args{{"waiting for", to_string(t.waiting_for)}};
         if (t.waiting_on != nullptr) {
             args["object"] = object_text(*t.waiting_on);
-            if (const control_block* owner = owner_of(*t.waiting_on)) args["owner"] = thread_text(*owner);
+            if (const control_block* owner = owner_of(*t.waiting_on)) args["owner"] = describe(*owner);
         } else if (t.joining != nullptr) {
-            args["object"] = thread_text(*t.joining);
+            args["object"] = describe(*t.joining);
         }
         instant(t, "block", std::move(args));
     } catch (...) {

@@ -21,6 +21,7 @@
 
 #include "gt/mutex.hpp"
 #include "scheduler.hpp"
+#include "sync_report.hpp"
 #include "trace.hpp"
 #include "wait_queue.hpp"
 
@@ -47,8 +48,8 @@ bool has_deadline(const control_block& t) noexcept {
 // ", which waits for gt::mutex "b" (0x...), owned by thread 4 "y"" or
 // ", which joins thread 4 "y"": the edge out of a BLOCKED thread.
 std::string edge_text(const control_block& t, const control_block& next) {
-    if (t.waiting_on == nullptr) return "joins " + thread_text(next);
-    return "waits for " + object_text(*t.waiting_on) + ", owned by " + thread_text(next);
+    if (t.waiting_on == nullptr) return "joins " + describe(next);
+    return "waits for " + object_text(*t.waiting_on) + ", owned by " + describe(next);
 }
 
 }  // namespace
@@ -66,9 +67,9 @@ void check_wait_for_cycle(const control_block& self, const control_block* target
     const control_block* t = target;
     for (; t != nullptr && t != &self && hops < max_wait_chain; t = waits_for(*t), ++hops) timed |= has_deadline(*t);
     if (t != &self || timed) return;
-    std::string text = std::string(function) + ": deadlock: " + thread_text(self) + " would " +
+    std::string text = std::string(function) + ": deadlock: " + describe(self) + " would " +
                        (q != nullptr ? "wait for " + object_text(*q) + ", owned by " : std::string("join ")) +
-                       thread_text(*target);
+                       describe(*target);
     for (t = target; t != &self; t = waits_for(*t)) text += ", which " + edge_text(*t, *waits_for(*t));
     text += ": each of them would wait for the next forever";
     const char* mode = std::getenv("GT_DEADLOCK");
@@ -149,10 +150,6 @@ void scheduler::update_priority(control_block* t) noexcept {
     }
 }
 
-std::string thread_text(const control_block& t) {
-    return "thread " + std::to_string(t.id) + " \"" + scheduler::name_of(t) + "\"";
-}
-
 std::string object_text(const wait_queue& q) {
     char address[32];
     std::snprintf(address, sizeof address, "%p", static_cast<const void*>(&q));
@@ -164,14 +161,14 @@ std::string wait_text(const control_block& t, std::int64_t now_ns) {
     if (t.state != thread_state::blocked) return {};
     const auto ms = [](std::int64_t ns) { return std::to_string(ns / 1'000'000) + " ms"; };
     if (t.waiting_for == wait_reason::join && t.joining != nullptr) {
-        return "join of " + thread_text(*t.joining) + ", for " + ms(now_ns - t.blocked_since);
+        return "join of " + describe(*t.joining) + ", for " + ms(now_ns - t.blocked_since);
     }
     if (t.waiting_for == wait_reason::sleep) return "sleep, " + ms(t.wake_time - now_ns) + " left";
     if (t.waiting_on == nullptr) return to_string(t.waiting_for);
     std::string text = object_text(*t.waiting_on);
     if (t.waiting_on->owner != nullptr) {
         const control_block* owner = owner_of(*t.waiting_on);
-        text += owner != nullptr ? ", owned by " + thread_text(*owner) : ", being handed over";
+        text += owner != nullptr ? ", owned by " + describe(*owner) : ", being handed over";
         if (t.blocked_since != 0) text += ", for about " + ms(now_ns - t.blocked_since);  // as of a tick
     }
     if (t.wake_time != scheduler::no_deadline) text += ", deadline in " + ms(t.wake_time - now_ns);

@@ -42,8 +42,6 @@ void note_contended(control_block& owner, wait_queue& q) noexcept;
 /// Removes `q` from `owner`'s held_contended list if it is there.
 void drop_contended(control_block& owner, wait_queue& q) noexcept;
 
-/// `thread 3 "worker"`.
-std::string thread_text(const control_block& t);
 /// `gt::mutex "name" (0x...)`, or the kind and the address alone.
 std::string object_text(const wait_queue& q);
 /// What a BLOCKED thread waits on, for the dump and the deadlock report:
