@@ -178,8 +178,16 @@ void rw_unlock_shared_contended(rw_lock& l) noexcept {
     for (;;) {
         w = l.word().load(std::memory_order_relaxed);
         if (readers_of(w) == 1 && (w & rw_writers_waiting) != 0) {
-            GT_INVARIANT(!empty(l.writers()), "WRITERS_WAITING is set only while a writer waits");
-            hand_to_writer(s, l, w & rw_readers_waiting);  // the readers behind it wait on
+            if (!empty(l.writers())) {
+                hand_to_writer(s, l, w & rw_readers_waiting);  // the readers behind it wait on
+                return;
+            }
+            // Every writer that set the flag has timed out: its timeout took
+            // it off the queue at once, but it clears the flag only when it
+            // runs again. The lock is free now, and the readers it held
+            // back go in.
+            l.word().store(0, std::memory_order_release);
+            if (!empty(l.readers())) admit_all_readers(s, l, 0);
             return;
         }
         if (l.word().compare_exchange_weak(w, w - rw_one_reader, std::memory_order_release,

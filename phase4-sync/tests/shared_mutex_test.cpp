@@ -279,6 +279,38 @@ TEST(SharedTimedMutex, AWriterThatTimesOutLetsInTheReadersItHeldBack) {
     m.unlock_shared();
 }
 
+// Why: a timeout takes the writer off the queue at once, but the writer
+// clears WRITERS_WAITING only when it runs again. The last reader leaving
+// in between found the flag and no writer to hand the lock to (it aborted
+// on an invariant); it must free the lock, so that a writer can take it.
+TEST(SharedTimedMutex, TheLastReaderLeavingBeforeATimedOutWriterRunsFreesTheLock) {
+    const preemption_for_test preemption(0us);  // exact order: cooperative
+    gt::shared_timed_mutex m;
+    bool release = false, writer_got = true, free_after_reader = false;
+    gt::thread reader([&] {
+        m.lock_shared();
+        while (!release) gt::this_thread::yield();
+        m.unlock_shared();  // the last reader; the writer has timed out but not run yet
+        free_after_reader = m.try_lock();
+        if (free_after_reader) m.unlock();
+    });
+    gt::thread writer([&] { writer_got = m.try_lock_for(2ms); });
+    gt::this_thread::yield();  // the reader takes it shared, the writer blocks behind it
+    release = true;
+    const auto past_deadline = std::chrono::steady_clock::now() + 3ms;
+    while (std::chrono::steady_clock::now() < past_deadline) {
+    }
+    // This yield times the writer out and queues it behind the reader,
+    // which runs first and leaves.
+    gt::this_thread::yield();
+    reader.join();
+    writer.join();
+    EXPECT_FALSE(writer_got);
+    EXPECT_TRUE(free_after_reader);
+    EXPECT_TRUE(m.try_lock_shared());
+    m.unlock_shared();
+}
+
 namespace {
 
 void unlock_a_free_shared_mutex() {
