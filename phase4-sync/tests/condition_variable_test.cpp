@@ -107,6 +107,18 @@ TEST(ConditionVariable, ANotifyBeforeTheDeadlineIsNoTimeoutAndLeavesNoTimerBehin
     EXPECT_GE(second_took, 30ms);
 }
 
+// Why: a deadline of system_clock, as std allows, compiles (it did not),
+// times out with the mutex held again, and time_point::min() is a deadline
+// that has passed, not an overflow into "never".
+TEST(ConditionVariable, WaitUntilTakesASystemClockDeadline) {
+    gt::mutex m;
+    gt::condition_variable cv;
+    std::unique_lock<gt::mutex> lock(m);
+    EXPECT_EQ(cv.wait_until(lock, std::chrono::system_clock::now() + 2ms), std::cv_status::timeout);
+    EXPECT_EQ(cv.wait_until(lock, std::chrono::system_clock::time_point::min()), std::cv_status::timeout);
+    EXPECT_TRUE(lock.owns_lock());
+}
+
 // Why: std error code for waiting on a lock that does not own its mutex.
 TEST(ConditionVariable, WaitWithoutOwningTheLockThrowsOperationNotPermitted) {
     gt::mutex m;

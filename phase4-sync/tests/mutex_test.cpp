@@ -191,6 +191,30 @@ TEST(TimedMutex, TryLockForTimesOutWhileOwnedAndSucceedsOnceFree) {
     m.unlock();
 }
 
+// Why: std's timed locks take a deadline of any clock. One of
+// system_clock did not compile (a duration_cast to a const duration), and
+// time_point::min() would overflow "deadline minus now" into "never".
+TEST(TimedMutex, TryLockUntilTakesASystemClockDeadline) {
+    using std::chrono::system_clock;
+    gt::timed_mutex m;
+    m.lock();
+    bool got_soon = true, got_min = true;
+    gt::thread other([&] {
+        got_soon = m.try_lock_until(system_clock::now() + 5ms);
+        got_min = m.try_lock_until(system_clock::time_point::min());
+    });
+    other.join();
+    EXPECT_FALSE(got_soon);
+    EXPECT_FALSE(got_min);
+    m.unlock();
+    gt::thread again([&] {
+        got_soon = m.try_lock_until(system_clock::now() + 5ms);
+        if (got_soon) m.unlock();
+    });
+    again.join();
+    EXPECT_TRUE(got_soon);
+}
+
 // Why: std::recursive_mutex semantics: the owner may relock; others wait
 // until every lock has been unlocked.
 TEST(RecursiveMutex, TheOwnerRelocksAndOthersWaitForTheLastUnlock) {

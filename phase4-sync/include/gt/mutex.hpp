@@ -58,8 +58,10 @@ std::int64_t steady_deadline_ns(const std::chrono::time_point<Clock, Duration>& 
         if (t.time_since_epoch() >= duration_cast<Duration>(nanoseconds::max())) return INT64_MAX;
         return ceil<nanoseconds>(t.time_since_epoch()).count();
     } else {
-        const auto left = t - Clock::now();
-        if (left > duration_cast<decltype(left)>(hours(24 * 365 * 100))) return INT64_MAX;
+        const auto now = Clock::now();
+        if (t <= now) return 0;  // passed; and t - now would overflow for time_point::min()
+        const auto left = t - now;
+        if (left > duration_cast<std::remove_cv_t<decltype(left)>>(hours(24 * 365 * 100))) return INT64_MAX;
         return (steady_clock::now() + ceil<nanoseconds>(left)).time_since_epoch().count();
     }
 }
