@@ -133,7 +133,7 @@ private:
 /// Thread safety: any green thread of one OS thread's scheduler (phase 6:
 /// any). Not async-signal-safe.
 template <class T>
-class channel : private detail::channel_core {
+class channel final : private detail::channel_core {
     static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>,
                   "gt::channel<T>: T must be nothrow move-constructible and destructible");
 
