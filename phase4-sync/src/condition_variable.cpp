@@ -4,12 +4,16 @@
 // released the mutex, so the notifier's change is not yet possible) or on
 // the queue; never in between (no lost wakeup).
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <string>
 #include <system_error>
 
 #include "gt/condition_variable.hpp"
 #include "gt/detail/sync_point.hpp"
 #include "scheduler.hpp"
+#include "sync_report.hpp"
 #include "wait_queue.hpp"
 
 namespace gt::detail {
@@ -38,7 +42,17 @@ bool wait_on(wait_queue& cv, lock_word& lock, std::int64_t deadline_ns) {
         release_locked(s, lock.word(), lock.waiters());  // may ready a mutex waiter; never switches
         why = s.block(cv, deadline_ns);
     }
-    lock.lock();
+    // The wait must return holding the mutex ([thread.condition.condvar]:
+    // if it cannot, std::terminate). A relock that the deadlock check
+    // refuses is reported rather than thrown to a caller whose unique_lock
+    // would then unlock a mutex it does not hold.
+    try {
+        lock.lock();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "gt: %s: a condition variable's wait could not lock its mutex again: %s\n",
+                     describe(*self).c_str(), e.what());
+        std::abort();
+    }
     return why == wake_reason::timeout;
 }
 

@@ -80,6 +80,7 @@ void run_cleanup_handlers(control_block& self) {
     self->entry = nullptr;
     run_cleanup_handlers(*self);  // then thread-specific values, as POSIX orders them
     run_tls_destructors(*self);
+    check_holds_nothing(*self);  // a lock word naming a finished thread would name its successor
     sched.finish_running();
 }
 

@@ -175,4 +175,17 @@ std::string wait_text(const control_block& t, std::int64_t now_ns) {
     return text;
 }
 
+void check_holds_nothing(const control_block& t) noexcept {
+    if (t.held_contended == nullptr && t.locks_held.empty()) return;
+    std::string held;
+    for (const wait_queue* q = t.held_contended; q != nullptr; q = q->held_next) {
+        held += (held.empty() ? "" : ", ") + object_text(*q) + " (threads wait on it)";
+    }
+    if (held.empty()) held = std::to_string(t.locks_held.size()) + " gt::mutex(es) without waiters";
+    std::fprintf(stderr, "gt: %s finished while it owns %s; unlock every mutex before a thread ends\n",
+                 describe(t).c_str(), held.c_str());
+    trace::flush();
+    std::abort();
+}
+
 }  // namespace gt::detail

@@ -44,6 +44,13 @@ void drop_contended(control_block& owner, wait_queue& q) noexcept;
 
 /// `gt::mutex "name" (0x...)`, or the kind and the address alone.
 std::string object_text(const wait_queue& q);
+
+/// A thread that ends while it owns a mutex that others wait on (or, while
+/// the lock-order check is on, any mutex) is reported, naming the thread
+/// and the mutexes, and the process aborts: the mutex would stay locked
+/// for ever, and its lock word would name a control block that the next
+/// new thread may reuse. Returns if it holds none.
+void check_holds_nothing(const control_block& t) noexcept;
 /// What a BLOCKED thread waits on, for the dump and the deadlock report:
 /// `gt::mutex "m" (0x...) owned by thread 3 "a", for 12 ms`, `join of
 /// thread 4 "b"`, `condition variable (0x...)`, `sleep, 3 ms left`;

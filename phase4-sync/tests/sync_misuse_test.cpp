@@ -110,3 +110,52 @@ TEST(SyncMisuseDeathTest, AMutexSharedBetweenOsThreadsIsRefusedUntilPhase6) {
 }
 
 }  // namespace
+
+// Why: a thread that ends owning a mutex others wait on leaves them
+// waiting for ever, and the lock word names a control block that the next
+// new thread may reuse (found by a reviewer: a later thread "owned" it).
+// Reported at the end of the thread, with the thread and the mutex.
+TEST(SyncMisuseDeathTest, AThreadThatFinishesOwningAWaitedOnMutexIsReported) {
+    EXPECT_DEATH(
+        {
+            gt::mutex m({.name = "left-locked"});
+            gt::thread owner({.name = "forgetful"}, [&] {
+                m.lock();
+                gt::this_thread::yield();  // the waiter blocks on it now
+            });
+            gt::thread waiter([&] { const std::lock_guard<gt::mutex> hold(m); });
+            owner.join();
+            waiter.join();
+        },
+        "gt: thread [0-9]+ \"forgetful\" finished while it owns gt::mutex \"left-locked\" \\(0x[0-9a-f]+\\) "
+        "\\(threads wait on it\\)");
+}
+
+// Why: a condition variable's wait must return holding its mutex; when
+// the relock is refused (here the deadlock check: the mutex's owner joins
+// the waiter), std says terminate. Before, the exception reached the
+// caller, whose unique_lock then unlocked a mutex it did not hold.
+TEST(SyncMisuseDeathTest, AConditionVariableWaitWhoseRelockIsRefusedAborts) {
+    EXPECT_DEATH(
+        {
+            gt::mutex m;
+            gt::condition_variable cv;
+            bool go = false;
+            gt::thread* waiter_handle = nullptr;
+            gt::thread waiter({.name = "cv-waiter"}, [&] {
+                std::unique_lock<gt::mutex> lock(m);
+                cv.wait(lock, [&] { return go; });
+            });
+            waiter_handle = &waiter;
+            gt::this_thread::sleep_for(1ms);  // the waiter waits
+            gt::thread joiner([&] {
+                const std::lock_guard<gt::mutex> hold(m);
+                go = true;
+                cv.notify_one();
+                waiter_handle->join();  // holding m: the waiter's relock would wait for us for ever
+            });
+            joiner.join();
+        },
+        "gt: thread [0-9]+ \"cv-waiter\": a condition variable's wait could not lock its mutex again: "
+        "gt::mutex::lock: deadlock");
+}

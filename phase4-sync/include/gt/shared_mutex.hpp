@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <shared_mutex>  // std::shared_lock, which a user of gt::shared_mutex reaches for
 
 #include "gt/detail/wait_queue.hpp"
 #include "gt/mutex.hpp"
