@@ -5,6 +5,7 @@
 // OS threads (supported from phase 6).
 #include <gt/condition_variable.hpp>
 #include <gt/mutex.hpp>
+#include <gt/preemption.hpp>
 #include <gt/thread.hpp>
 
 #include <atomic>
@@ -46,6 +47,7 @@ TEST(SyncMisuseDeathTest, UnlockingAnUnlockedMutexSaysItIsNotLocked) {
 }
 
 void destroy_mutex_while_waited() {
+    gt::set_time_slice(std::chrono::microseconds(0));  // no tick: the waiter blocks before main goes on
     auto m = std::make_unique<gt::mutex>(gt::mutex::attributes{.name = "doomed"});
     m->lock();
     gt::thread t({.name = "waiter"}, [&] { const std::lock_guard<gt::mutex> hold(*m); });
@@ -62,6 +64,7 @@ TEST(SyncMisuseDeathTest, DestroyingAMutexWithWaitersNamesThemAndAborts) {
 }
 
 void destroy_condition_variable_while_waited() {
+    gt::set_time_slice(std::chrono::microseconds(0));  // no tick: the waiter blocks before main goes on
     gt::mutex m;
     auto cv = std::make_unique<gt::condition_variable>();
     gt::thread t({.name = "cv-waiter"}, [&] {
@@ -118,6 +121,7 @@ TEST(SyncMisuseDeathTest, AMutexSharedBetweenOsThreadsIsRefusedUntilPhase6) {
 TEST(SyncMisuseDeathTest, AThreadThatFinishesOwningAWaitedOnMutexIsReported) {
     EXPECT_DEATH(
         {
+            gt::set_time_slice(std::chrono::microseconds(0));  // this order exactly: a tick could run the waiter first
             gt::mutex m({.name = "left-locked"});
             gt::thread owner({.name = "forgetful"}, [&] {
                 m.lock();
@@ -138,6 +142,7 @@ TEST(SyncMisuseDeathTest, AThreadThatFinishesOwningAWaitedOnMutexIsReported) {
 TEST(SyncMisuseDeathTest, AConditionVariableWaitWhoseRelockIsRefusedAborts) {
     EXPECT_DEATH(
         {
+            gt::set_time_slice(std::chrono::microseconds(0));  // this order exactly: a tick could let the joiner's join see the cycle first
             gt::mutex m;
             gt::condition_variable cv;
             bool go = false;
