@@ -157,19 +157,6 @@ graph& the_graph() {
 }
 
 // The graph's lock, inside the calling OS thread's critical section.
-class graph_guard {
-public:
-    graph_guard() : guard_(the_graph().lock) {}
-
-private:
-    struct no_ticks {
-        std::optional<scheduler::critical_section> cs;
-        no_ticks() {
-            if (scheduler* s = scheduler::current_if_any()) cs.emplace(*s);
-        }
-    } no_ticks_;  // entered before the lock is taken, left after it is released
-    std::lock_guard<std::mutex> guard_;
-};
 
 [[noreturn]] void refuse_level(const control_block& self, const lock_word& held, const lock_word& taken) {
     throw std::system_error(
@@ -187,12 +174,12 @@ std::atomic<bool> lock_order_checking{mode.load() != lock_order_check::off};
 debug::lock_order_check lock_order_mode() noexcept { return mode.load(std::memory_order_relaxed); }
 
 std::size_t lock_order_nodes() noexcept {
-    const graph_guard guard;
+    const locked_without_ticks guard(the_graph().lock);
     return the_graph().nodes.size();
 }
 
 std::size_t lock_order_edges() noexcept {
-    const graph_guard guard;
+    const locked_without_ticks guard(the_graph().lock);
     return the_graph().edges;
 }
 
@@ -209,7 +196,7 @@ bool lock_word::lock_checked(std::int64_t deadline_ns) {
         }
         if (lock_order_checking.load(std::memory_order_relaxed)) {
             s.check_not_reentered();
-            const graph_guard guard;
+            const locked_without_ticks guard(the_graph().lock);
             for (const lock_word* held : self.locks_held) {
                 if (held != this) the_graph().add(*held, *this, self);
             }
@@ -235,7 +222,7 @@ void lock_word::note_released() noexcept {
 }
 
 void lock_word::forget_lock_order() noexcept {
-    const graph_guard guard;
+    const locked_without_ticks guard(the_graph().lock);
     the_graph().forget(this);
 }
 

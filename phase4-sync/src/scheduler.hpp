@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <limits>
 #include <iosfwd>
+#include <mutex>
+#include <optional>
 
 #include "control_block.hpp"
 #include "deterministic.hpp"
@@ -375,6 +377,24 @@ private:
 
     // ---- The deterministic mode: changed only inside a critical section. ----
     deterministic_state deterministic_;
+};
+
+/// Holds `m`, a std::mutex shared by OS threads (the trace writer, the
+/// lock-order graph), with this OS thread's ticks deferred from before the
+/// lock is taken until after it is released: a tick may switch threads,
+/// and the next thread on this OS thread could ask for `m` again.
+class locked_without_ticks {
+public:
+    explicit locked_without_ticks(std::mutex& m) : guard_(m) {}
+
+private:
+    struct no_ticks {
+        std::optional<scheduler::critical_section> cs;
+        no_ticks() {
+            if (scheduler* s = scheduler::current_if_any()) cs.emplace(*s);
+        }
+    } no_ticks_;  // constructed before the lock is taken, destroyed after it is released
+    std::lock_guard<std::mutex> guard_;
 };
 
 }  // namespace gt::detail

@@ -26,23 +26,9 @@ namespace {
 // One writer for the whole process: every OS thread's scheduler appends to
 // the same file, so writes are serialised by a mutex (tracing is a
 // debugging aid; its cost only matters when it is on).
-// Holds the lock with the calling OS thread's scheduler (if any) in its
-// critical section: a tick must not switch to a thread whose next trace
-// event would wait for the lock this one holds, on the same OS thread.
-class locked {
-public:
-    explicit locked(std::mutex& m) : guard_(m) {}
-
-private:
-    struct no_ticks {
-        std::optional<scheduler::critical_section> cs;
-        no_ticks() {
-            if (scheduler* s = scheduler::current_if_any()) cs.emplace(*s);
-        }
-    } no_ticks_;  // constructed before the lock is taken, destroyed after it is released
-    std::lock_guard<std::mutex> guard_;
-};
-
+// It is held with ticks deferred (locked_without_ticks, scheduler.hpp): a
+// tick must not switch to a thread whose next trace event would wait for
+// the lock this one holds, on the same OS thread.
 struct writer {
     std::mutex lock;
     std::FILE* file = nullptr;
@@ -56,7 +42,7 @@ struct writer {
         // Serialise before writing anything, so a failure cannot leave half
         // an event; a thread name that is not UTF-8 gets U+FFFD, not an error.
         const std::string text = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        const locked guard(lock);
+        const locked_without_ticks guard(lock);
         if (file == nullptr) return;
         std::fputs(first ? "[\n" : ",\n", file);
         first = false;
@@ -66,12 +52,12 @@ struct writer {
     // Whole events on disk before the process dies (deadlock report,
     // broken invariant): the reader then only misses the closing bracket.
     void flush() {
-        const locked guard(lock);
+        const locked_without_ticks guard(lock);
         if (file != nullptr) std::fflush(file);
     }
 
     void close() {
-        const locked guard(lock);
+        const locked_without_ticks guard(lock);
         if (file == nullptr) return;
         std::fputs(first ? "[]\n" : "\n]\n", file);
         std::fclose(file);
