@@ -1,7 +1,7 @@
 // The thread control block (TCB): everything the runtime knows about one
 // green thread, the one function that changes its state, and the intrusive
-// lists that link TCBs together (run queues, the timer list; wait queues
-// are in wait_queue.hpp).
+// lists that link TCBs together (run queues; the timer heap is in
+// timer_heap.hpp, wait queues in wait_queue.hpp).
 #pragma once
 
 #include <array>
@@ -19,6 +19,7 @@
 #include "gt/thread_specific_ptr.hpp"
 #include "invariant.hpp"
 #include "stack.hpp"
+#include "timer_heap.hpp"
 
 namespace gt::detail {
 
@@ -66,11 +67,12 @@ const char* to_string(wait_reason reason) noexcept;
 /// "-", "notified", "handoff" or "timeout".
 const char* to_string(wake_reason reason) noexcept;
 
-/// Which intrusive list a thread's `next` link is on. A thread is on at most
-/// one list at a time; each list asserts it when it links a thread in.
+/// Where the scheduler keeps a thread that is not RUNNING: in a run queue
+/// (linked through `next`) or in the timer heap (through `timer`). A thread
+/// is in at most one at a time; each asserts it when it takes a thread in.
 enum class on_list : std::uint8_t { none, run_queue, timer_list };
 
-/// "no list", "a run queue" or "the timer list".
+/// "no list", "a run queue" or "the timer heap".
 const char* to_string(on_list list) noexcept;
 
 /// One thread-specific value of a thread: which thread_specific_ptr (key)
@@ -116,8 +118,8 @@ struct control_block {
     /// wait_queue::held_next: it inherits their first waiters' priorities
     /// (wait_for.cpp).
     wait_queue* held_contended = nullptr;
-    /// Next thread in a run queue (READY) or on the timer list (sleeping).
-    /// Intrusive, so enqueueing allocates nothing.
+    /// Next thread in its run queue (READY). Intrusive, so enqueueing
+    /// allocates nothing.
     control_block* next = nullptr;
     /// Neighbours in the scheduler's list of all its threads (for the dump).
     control_block* all_prev = nullptr;
@@ -129,11 +131,16 @@ struct control_block {
     /// Detached: reaped by the scheduler as soon as it has finished.
     bool detached = false;
     /// While sleeping, or waiting with a deadline: when to wake, in ns on
-    /// CLOCK_MONOTONIC.
+    /// CLOCK_MONOTONIC; scheduler::no_deadline for a wait without one.
     std::int64_t wake_time = 0;
+    /// Its place in the scheduler's timer heap while wake_time is armed.
+    timer_node timer{timer_node::not_queued, this, nullptr};
+    /// The descriptor it waits on while BLOCKED on one (wait_reason::
+    /// readable, writable), for the dump and the trace; -1 otherwise.
+    int waiting_fd = -1;
     /// The wait queue it is on while BLOCKED on one, and its neighbours
-    /// there. Separate from `next`: a timed waiter is on a wait queue and
-    /// on the timer list at once, and the first of the two to wake it
+    /// there. Separate from `next` and `timer`: a timed waiter is on a wait
+    /// queue and in the timer heap at once, and the first of the two to wake it
     /// unlinks it from the other.
     wait_queue* waiting_on = nullptr;
     control_block* wait_prev = nullptr;
@@ -333,54 +340,6 @@ public:
 private:
     std::array<run_queue, levels> queues_;
     std::uint32_t bitmap_ = 0;
-};
-
-/// Sleepers and timed waiters linked through control_block::next, sorted
-/// by wake_time, FIFO among equal deadlines. Insertion is O(n), the earliest is O(1). Owns the
-/// membership mark like run_queue.
-class timer_list {
-public:
-    bool empty() const noexcept { return head_ == nullptr; }
-
-    /// The earliest sleeper; only if !empty().
-    const control_block* front() const noexcept { return head_; }
-
-    /// Links in a BLOCKED thread whose wake_time is set, after every sleeper
-    /// with the same deadline.
-    void insert(control_block* t) noexcept {
-        GT_INVARIANT_ON(t->state == thread_state::blocked, *t, "only BLOCKED threads sleep on the timer list");
-        GT_INVARIANT_ON(t->list == on_list::none, *t, "a thread is on at most one list");
-        control_block** link = &head_;
-        while (*link != nullptr && (*link)->wake_time <= t->wake_time) link = &(*link)->next;
-        t->next = *link;
-        *link = t;
-        t->list = on_list::timer_list;
-    }
-
-    /// Unlinks `t`, which must be on this list: a timed waiter that
-    /// something else woke before its deadline. O(length).
-    void remove(control_block* t) noexcept {
-        GT_INVARIANT_ON(t->list == on_list::timer_list, *t, "only a thread on the timer list is removed from it");
-        control_block** link = &head_;
-        while (*link != t) link = &(*link)->next;
-        *link = t->next;
-        t->next = nullptr;
-        t->list = on_list::none;
-    }
-
-    /// The earliest sleeper if its wake_time is at or before `now_ns`,
-    /// removed from the list; else nullptr.
-    control_block* pop_due(std::int64_t now_ns) noexcept {
-        control_block* t = head_;
-        if (t == nullptr || t->wake_time > now_ns) return nullptr;
-        head_ = t->next;
-        t->next = nullptr;
-        t->list = on_list::none;
-        return t;
-    }
-
-private:
-    control_block* head_ = nullptr;
 };
 
 }  // namespace gt::detail

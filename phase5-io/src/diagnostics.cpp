@@ -52,6 +52,8 @@ const char* to_string(wait_reason reason) noexcept {
         case wait_reason::semaphore: return "semaphore";
         case wait_reason::call_once: return "call_once";
         case wait_reason::channel: return "channel";
+        case wait_reason::readable: return "readable";
+        case wait_reason::writable: return "writable";
     }
     return "?";
 }
@@ -70,7 +72,7 @@ const char* to_string(on_list list) noexcept {
     switch (list) {
         case on_list::none: return "no list";
         case on_list::run_queue: return "a run queue";
-        case on_list::timer_list: return "the timer list";
+        case on_list::timer_list: return "the timer heap";
     }
     return "?";
 }

@@ -97,14 +97,14 @@ void scheduler::stop_running(stop_reason why) noexcept {
             change_state(*self, thread_state::running, thread_state::blocked);
             switch_away();
             return;
-        case stop_reason::sleep:          // on the timer list until its wake_time
+        case stop_reason::sleep:          // in the timer heap until its wake_time
             change_state(*self, thread_state::running, thread_state::blocked);
-            timers_.insert(self);
+            arm_wake_time(self);
             switch_away();
             return;
-        case stop_reason::wait:           // on its wait queue (block enqueued it), and on the timer list until a deadline
+        case stop_reason::wait:           // on its wait queue (block enqueued it), and in the timer heap until a deadline
             change_state(*self, thread_state::running, thread_state::blocked);
-            if (self->wake_time != no_deadline) timers_.insert(self);
+            if (self->wake_time != no_deadline) arm_wake_time(self);
             switch_away();
             return;
         case stop_reason::finished:
@@ -117,7 +117,7 @@ void scheduler::stop_running(stop_reason why) noexcept {
 void scheduler::yield() noexcept {
     check_not_reentered();
     critical_section cs(*this);
-    if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
+    wake_due();
     if (run_queues_.empty() || run_queues_.highest() < running_->priority) return;  // nobody else may run
     stop_running(stop_reason::yield);
 }
@@ -131,7 +131,7 @@ void scheduler::switch_if_outranked() noexcept {
 void scheduler::end_slice(bool in_handler, bool whole_slice) noexcept {
     critical_section cs(*this);
     tick_pending_ = 0;  // inside the section: a tick now cannot end a second slice
-    if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
+    wake_due();
     if (run_queues_.empty() || run_queues_.highest() < running_->priority) return;  // nobody else may run
     if (!whole_slice && !outranked()) return;  // only a thread of higher priority ends a slice early
     if (in_handler) {
@@ -172,13 +172,35 @@ void scheduler::sleep_until(std::int64_t deadline_ns) noexcept {
     stop_running(stop_reason::sleep);
 }
 
+void scheduler::arm_wake_time(control_block* t) {
+    GT_INVARIANT_ON(t->state == thread_state::blocked, *t, "only BLOCKED threads wait in the timer heap");
+    GT_INVARIANT_ON(t->list == on_list::none, *t, "a thread is on at most one list");
+    timers_.insert(&t->timer, t->wake_time);
+    t->list = on_list::timer_list;
+}
+
 void scheduler::wake_expired_timers(std::int64_t now) noexcept {
-    while (control_block* t = timers_.pop_due(now)) {
+    std::int64_t deadline = 0;
+    while (timer_node* node = timers_.pop_due(now, &deadline)) {
+        control_block* t = node->thread;
+        if (t == nullptr) {
+            node->expire(*node, deadline);  // a gt::timer
+            continue;
+        }
+        t->list = on_list::none;  // out of the heap
         if (t->waiting_for == wait_reason::sleep) {
             ready(t);
         } else {
             wake(t, wake_reason::timeout);  // a timed waiter: its deadline won the race for its ticket
         }
+    }
+}
+
+void scheduler::wake_due() noexcept {
+    if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
+    if (poll_due_ != 0) {
+        poll_due_ = 0;
+        if (poller_.waiters() != 0) poller_.poll(*this, 0, nullptr);
     }
 }
 
@@ -208,7 +230,10 @@ bool scheduler::wake(control_block* t, std::uint32_t epoch, wake_reason why) noe
     GT_INVARIANT_ON(t->state == thread_state::blocked && t->waiting_on != nullptr, *t,
                     "a thread is woken only while it blocks on a wait queue");
     unlink(*t->waiting_on, t);
-    if (t->list == on_list::timer_list) timers_.remove(t);  // woken before its deadline
+    if (t->list == on_list::timer_list) {  // woken before its deadline
+        timers_.remove(&t->timer);
+        t->list = on_list::none;
+    }
     t->woke_by = why;
     ready(t);
     if (t->priority > running_->priority) outrank_pending_ = 1;  // switched to when the outermost section ends
@@ -250,7 +275,7 @@ void scheduler::switch_away() noexcept {
         running_->run_start = -1;
     }
     for (;;) {
-        if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
+        wake_due();
         if (control_block* next = pick_next()) {
             if (next == running_) {  // its own sleep ended while the OS thread idled, or at once
                 change_state(*next, thread_state::ready, thread_state::running);
@@ -260,16 +285,31 @@ void scheduler::switch_away() noexcept {
             switch_to(next);
             return;
         }
-        if (timers_.empty()) report_deadlock();
-        // Nothing can run before the earliest deadline: sleep the OS thread.
-        const std::int64_t deadline = timers_.front()->wake_time;
-        const std::int64_t idle_from = trace::enabled ? monotonic_now_ns() : 0;
+        if (timers_.empty() && poller_.waiters() == 0) report_deadlock();
+        idle();
+    }
+}
+
+void scheduler::idle() noexcept {
+    const std::int64_t deadline = timers_.empty() ? no_deadline : timers_.earliest();
+    const std::int64_t idle_from = trace::enabled ? monotonic_now_ns() : 0;
+    if (poller_.epoll_fd() >= 0) {
+        // SIGALRM blocked for exactly the wait (epoll_pwait2's mask): a tick
+        // could only wake it for nothing. A tick that fell due meanwhile
+        // arrives on return, inside this critical section: deferred.
+        sigset_t mask;
+        syscalls::real_pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+        sigaddset(&mask, SIGALRM);
+        poller_.poll(*this, deadline, &mask);
+    } else {
+        // No epoll descriptor (at the process's descriptor limit), so no
+        // thread waits on a descriptor: sleep until the deadline.
         const timespec ts{static_cast<time_t>(deadline / 1'000'000'000), static_cast<long>(deadline % 1'000'000'000)};
-        const preempt::hold_ticks idle;  // a tick could only wake it for nothing; EINTR: the program's signal
+        const preempt::hold_ticks hold;  // EINTR: the program's signal
         while (syscalls::real_clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
         }
-        if (trace::enabled) trace::idle(idle_from, monotonic_now_ns());
     }
+    if (trace::enabled) trace::idle(idle_from, monotonic_now_ns());
 }
 
 namespace {

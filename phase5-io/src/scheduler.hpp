@@ -8,6 +8,7 @@
 //   mutex.cpp, condition_variable.cpp   the primitives' slow paths, on
 //                    block and wake
 //   diagnostics.cpp  the dump, the deadlock and stall reports, invariants
+//   poller.cpp, io.cpp  the poller, and the calls that block on descriptors
 //   deterministic.cpp  the deterministic scheduling mode
 #pragma once
 
@@ -21,8 +22,10 @@
 
 #include "control_block.hpp"
 #include "deterministic.hpp"
+#include "poller.hpp"
 #include "preempt.hpp"
 #include "stack.hpp"
+#include "timer_heap.hpp"
 
 namespace gt::detail {
 
@@ -81,6 +84,9 @@ public:
         scheduler& s_;
     };
 
+    /// True inside a critical section (a signal handler may ask).
+    bool in_critical_section() const noexcept { return critical_depth_ != 0; }
+
     /// The thread in state RUNNING.
     control_block* running() const noexcept { return running_; }
 
@@ -130,7 +136,7 @@ public:
 
     /// Ends `t`'s block for `why`, if `t` still blocks with wake ticket
     /// `epoch` (control_block::wake_epoch): unlinks it from its wait queue
-    /// and the timer list and makes it READY. Returns false, doing
+    /// and the timer heap and makes it READY. Returns false, doing
     /// nothing, if another wake got there first. Inside a critical section;
     /// never switches: a woken thread that outranks the running one runs
     /// when the outermost section ends. The one function that readies a
@@ -158,6 +164,19 @@ public:
     /// follows the chain of owners while that changes theirs. For an
     /// unlock, a waiter that gave up, and set_priority.
     void update_priority(control_block* t) noexcept;
+
+    // ---- Deadlines and descriptors, inside a critical section. ----
+    /// Puts `node` in the timer heap to expire at `deadline_ns`
+    /// (CLOCK_MONOTONIC): a gt::timer's node, whose `expire` runs then.
+    /// @throws std::bad_alloc when the heap's array cannot grow.
+    void arm(timer_node* node, std::int64_t deadline_ns) { timers_.insert(node, deadline_ns); }
+    /// Takes a queued gt::timer's node out of the timer heap.
+    void disarm(timer_node* node) noexcept { timers_.remove(node); }
+    /// The deadlines: sleepers, timed waiters, gt::timers.
+    const timer_heap& timers() const noexcept { return timers_; }
+    /// This scheduler's poller (poller.hpp).
+    detail::poller& poller() noexcept { return poller_; }
+    const detail::poller& poller() const noexcept { return poller_; }
 
     /// Renames a thread (for the dump and the trace).
     void set_name(control_block* t, std::string name);
@@ -279,9 +298,25 @@ private:
     /// outranked once the due timers are woken, to the front of its queue.
     void end_slice(bool in_handler, bool whole_slice = true) noexcept;
 
-    /// Moves sleepers whose wake_time has passed to the run queues, and
-    /// wakes timed waiters whose deadline has passed (wake_reason::timeout).
+    /// Moves sleepers whose wake_time has passed to the run queues, wakes
+    /// timed waiters whose deadline has passed (wake_reason::timeout), and
+    /// runs the expiry of gt::timers that are due.
     void wake_expired_timers(std::int64_t now) noexcept;
+
+    /// What every scheduling decision looks at before the run queues:
+    /// deadlines that have passed, and, when a tick has asked for it since
+    /// the last poll (poll_due_), descriptors that became ready. So timers
+    /// fire and readers wake on time even when threads are always READY.
+    void wake_due() noexcept;
+
+    /// Puts the BLOCKED running thread, whose wake_time is set, in the
+    /// timer heap.
+    void arm_wake_time(control_block* t);
+
+    /// Nothing is READY: sleeps the OS thread in the poller until the
+    /// earliest deadline or a descriptor's readiness, and wakes what that
+    /// made due.
+    void idle() noexcept;
 
     /// BLOCKED -> READY at the back of its run queue.
     void ready(control_block* t) noexcept;
@@ -336,7 +371,8 @@ private:
 
     // ---- The threads: changed only inside a critical section. ----
     priority_run_queues run_queues_;
-    timer_list timers_;                  // sleepers, by wake_time
+    timer_heap timers_;                  // sleepers, timed waiters and gt::timers, by deadline
+    detail::poller poller_;
     control_block main_;                 // the adopted OS-thread flow
     control_block* running_;             // exactly one RUNNING thread at any time
     control_block* all_threads_;         // list through all_next, in creation order
@@ -350,6 +386,7 @@ private:
     volatile sig_atomic_t critical_depth_ = 0;
     volatile sig_atomic_t tick_pending_ = 0;  // a tick found the running thread where it cannot be switched away from
     volatile sig_atomic_t outrank_pending_ = 0;  // a wake readied a thread that outranks the running one
+    volatile sig_atomic_t poll_due_ = 0;  // a tick came while threads wait on descriptors: poll at the next decision
     volatile sig_atomic_t sigalrm_blocked_ = 0;  // SIGALRM is blocked on the OS thread now: a handler runs, or
                                                  // was switched away from (see block_ticks_for)
 

@@ -81,13 +81,14 @@ constinit real_function<int (*)()> real_pause{"pause"};
 constinit real_function<int (*)(const sigset_t*)> real_sigsuspend{"sigsuspend"};
 constinit real_function<int (*)(int, const sigset_t*, sigset_t*)> real_pthread_sigmask_{"pthread_sigmask"};
 constinit real_function<int (*)(int, const sigset_t*, sigset_t*)> real_sigprocmask{"sigprocmask"};
+constinit real_function<int (*)(int)> real_close_{"close"};
 
 // Applies `f` to every real_function above.
 template <typename F>
 void for_each_real_function(F f) {
     f(real_nanosleep), f(real_clock_nanosleep_), f(real_sleep), f(real_usleep), f(real_poll), f(real_ppoll);
     f(real_select), f(real_pselect), f(real_epoll_wait), f(real_epoll_pwait), f(real_pause), f(real_sigsuspend);
-    f(real_pthread_sigmask_), f(real_sigprocmask);
+    f(real_pthread_sigmask_), f(real_sigprocmask), f(real_close_);
 }
 
 // The runtime owns SIGALRM while the OS thread ticks: a program that blocks
@@ -144,6 +145,8 @@ bool real_functions_resolved() noexcept {
 int real_clock_nanosleep(clockid_t clock, int flags, const timespec* time, timespec* remaining) noexcept {
     return real_clock_nanosleep_.get()(clock, flags, time, remaining);
 }
+
+int real_close(int fd) noexcept { return real_close_.get()(fd); }
 
 int real_pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
     return real_pthread_sigmask_.get()(how, set, old);

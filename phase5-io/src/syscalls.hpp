@@ -30,4 +30,8 @@ int real_clock_nanosleep(clockid_t clock, int flags, const timespec* time, times
 /// an error number. Async-signal-safe once resolve_real_functions() ran.
 int real_pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept;
 
+/// The C library's close(2), not io.cpp's wrapper, which calls it once the
+/// poller has forgotten the descriptor. Async-signal-safe.
+int real_close(int fd) noexcept;
+
 }  // namespace gt::detail::syscalls

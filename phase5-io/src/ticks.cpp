@@ -40,6 +40,10 @@ void scheduler::take_tick(void* ucontext) noexcept {
     // ends a slice: a due thread of higher priority would otherwise wait
     // behind a spinner of lower priority for up to a slice.
     const bool whole_slice = slice_used();
+    // Threads wait on descriptors: the next scheduling decision polls, so
+    // that readiness is seen within a slice even when threads are always
+    // READY and the OS thread never idles in the poller.
+    if (poller_.waiters() != 0) poll_due_ = 1;
     if (!whole_slice && (critical_depth_ != 0 || !due_timer_outranks(now))) return;
     const preempt::not_preemptible why = why_not_preemptible(ucontext);
     if (why == preempt::not_preemptible::no) {
@@ -79,11 +83,11 @@ bool scheduler::slice_used() noexcept {
 }
 
 bool scheduler::due_timer_outranks(std::int64_t now) const noexcept {
-    for (const control_block* t = timers_.empty() ? nullptr : timers_.front(); t != nullptr && t->wake_time <= now;
-         t = t->next) {
-        if (t->priority > running_->priority) return true;
-    }
-    return false;
+    // A gt::timer's callback runs on the callback thread, of the highest
+    // priority.
+    return timers_.any_due(now, [this](const timer_node& node) {
+        return node.thread == nullptr || node.thread->priority > running_->priority;
+    });
 }
 
 preempt::not_preemptible scheduler::why_not_preemptible(const void* ucontext) const noexcept {
@@ -113,7 +117,7 @@ void scheduler::check_stall(std::int64_t now, preempt::not_preemptible why) noex
     if (stall_ns_ == 0 || stall_reported_ || why == preempt::not_preemptible::critical_section) return;
     // Stalled: it keeps the CPU while another thread waits for it.
     const bool someone_waits = (!run_queues_.empty() && run_queues_.highest() >= running_->priority) ||
-                               (!timers_.empty() && timers_.front()->wake_time <= now);
+                               (!timers_.empty() && timers_.earliest() <= now);
     if (someone_waits && now - run_seen_since_ >= stall_ns_) {
         stall_reported_ = true;
         report_stall(now - run_seen_since_, why);

@@ -166,6 +166,9 @@ std::string wait_text(const control_block& t, std::int64_t now_ns) {
     if (t.waiting_for == wait_reason::sleep) return "sleep, " + ms(t.wake_time - now_ns) + " left";
     if (t.waiting_on == nullptr) return to_string(t.waiting_for);
     std::string text = object_text(*t.waiting_on);
+    if (t.waiting_for == wait_reason::readable || t.waiting_for == wait_reason::writable) {
+        text = "descriptor " + std::to_string(t.waiting_fd) + " to become " + to_string(t.waiting_for);
+    }
     if (t.waiting_on->owner != nullptr) {
         const control_block* owner = owner_of(*t.waiting_on);
         text += owner != nullptr ? ", owned by " + describe(*owner) : ", being handed over";

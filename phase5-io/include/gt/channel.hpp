@@ -120,7 +120,7 @@ private:
 ///
 /// Blocking operations BLOCK the calling green thread on the channel's wait
 /// queue (wait_reason::channel); timed ones also wait on the scheduler's
-/// timer list. A blocked waiter is handed its value (or its room) by the
+/// timer heap. A blocked waiter is handed its value (or its room) by the
 /// thread that serves it: it does not have to try again.
 ///
 /// T must be move-constructible without throwing: values are moved, and

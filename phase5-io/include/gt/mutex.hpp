@@ -240,7 +240,7 @@ private:
 };
 
 /// gt::mutex with timeouts, as std::timed_mutex. A timed lock waits on the
-/// wait queue and on the scheduler's timer list at once; it never polls.
+/// wait queue and on the scheduler's timer heap at once; it never polls.
 class timed_mutex {
 public:
     /// A name and a lock level, as gt::mutex::attributes.

@@ -200,7 +200,7 @@ private:
 
 /// gt::shared_mutex with timeouts, as std::shared_timed_mutex
 /// ([thread.sharedtimedmutex.class]). A timed wait is on the wait queue
-/// and on the scheduler's timer list at once; it never polls. A writer
+/// and on the scheduler's timer heap at once; it never polls. A writer
 /// that gives up lets in the readers it was holding back.
 class shared_timed_mutex {
 public:

@@ -15,7 +15,7 @@ struct control_block;
 enum class wait_reason : std::uint8_t {
     none,                ///< not blocked
     join,                ///< another thread to finish (control_block::joining)
-    sleep,               ///< its wake_time (on the scheduler's timer list)
+    sleep,               ///< its wake_time (on the scheduler's timer heap)
     mutex,               ///< a gt::mutex (or timed, recursive) to be unlocked
     condition_variable,  ///< a notify, or its deadline
     shared_mutex,        ///< a gt::shared_mutex
@@ -23,6 +23,8 @@ enum class wait_reason : std::uint8_t {
     semaphore,           ///< a gt::counting_semaphore to be released
     call_once,           ///< another thread's gt::call_once to end
     channel,             ///< a gt::channel to have room, a value, or be closed
+    readable,            ///< a descriptor to become readable (control_block::waiting_fd)
+    writable,            ///< a descriptor to become writable
 };
 
 /// How a block ended: the one wakeup that readied the thread.

@@ -1,0 +1,289 @@
+// gt::io: POSIX-shaped calls that block only the calling green thread.
+// Each one registers the descriptor with the scheduler's poller on first
+// use, then tries the non-blocking system call whenever the descriptor's
+// readiness token says it may make progress, and otherwise blocks on the
+// descriptor's wait queue until the poller sets the token again.
+#include "gt/io.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <limits>
+#include <vector>
+
+#include "poller.hpp"
+#include "scheduler.hpp"
+#include "syscalls.hpp"
+
+namespace gt::io {
+
+namespace {
+
+using detail::fd_kind;
+using detail::fd_state;
+using detail::scheduler;
+
+enum class direction { read, write };
+
+std::int64_t to_ns(deadline until) noexcept {
+    if (until == deadline::max()) return scheduler::no_deadline;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count();
+    return ns < 0 ? 0 : ns;  // long past (time_point::min()): a deadline that has passed
+}
+
+// The state of `fd`, registered on first use; nullptr with errno set.
+fd_state* state_of(scheduler& s, int fd, fd_kind known = fd_kind::unknown) noexcept {
+    s.check_not_reentered();
+    int error = 0;
+    fd_state* st = nullptr;
+    {
+        const scheduler::critical_section cs(s);
+        st = s.poller().state_for(fd, known);
+        if (st == nullptr) error = errno;
+    }  // the section's end may switch threads, which share errno: set it after
+    if (st == nullptr) errno = error;
+    return st;
+}
+
+// Returns 0 at once if `st`'s token for `dir` is set; else blocks the
+// running thread on the descriptor's wait queue until the poller sets it
+// (0), the descriptor is closed (EBADF) or the deadline passes (ETIMEDOUT);
+// -1 with errno then.
+int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns) noexcept {
+    s.check_not_reentered();
+    int error = 0;
+    {
+        const scheduler::critical_section cs(s);
+        // Checked inside the section: an edge the poller takes from here on
+        // wakes this thread, and one it took before set the token.
+        if (dir == direction::read ? st.readable : st.writable) return 0;
+        const std::uint32_t generation = st.generation;
+        detail::control_block* self = s.running();
+        self->waiting_fd = st.fd;
+        s.poller().waiter_added();
+        const detail::wake_reason why = s.block(dir == direction::read ? st.readers : st.writers, deadline_ns);
+        s.poller().waiter_removed();
+        self->waiting_fd = -1;
+        if (st.generation != generation) {
+            error = EBADF;  // closed while it waited: the number may already name another file
+        } else if (why == detail::wake_reason::timeout) {
+            error = ETIMEDOUT;
+        }
+    }
+    if (error == 0) return 0;
+    errno = error;
+    return -1;
+}
+
+// The read side: `call()` is one non-blocking read-like system call that
+// asks for `wanted` bytes.
+template <typename Call>
+ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call call) {
+    scheduler& s = scheduler::current();
+    fd_state* st = state_of(s, fd);
+    if (st == nullptr) return -1;
+    if (st->kind == fd_kind::always_ready) return call();
+    for (;;) {
+        if (await(s, *st, direction::read, deadline_ns) != 0) return -1;
+        // The token is cleared before the call: an edge that arrives from
+        // here on sets it again, so the clear can lose none.
+        st->readable = false;
+        const ssize_t n = call();
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // drained: wait for the next edge
+        // A short read from a stream drained it (the next read waits for an
+        // edge instead of spending a system call on EAGAIN); anything else
+        // may leave more to read: end of file, an error, a full buffer.
+        if (n <= 0 || static_cast<std::size_t>(n) == wanted || st->kind != fd_kind::stream) st->readable = true;
+        return n;
+    }
+}
+
+// The write side: `call(done)` is one non-blocking write-like system call
+// of what is left after the first `done` of `total` bytes. Loops until
+// everything is written, as a blocking write does.
+template <typename Call>
+ssize_t write_like(int fd, std::size_t total, std::int64_t deadline_ns, Call call) {
+    scheduler& s = scheduler::current();
+    fd_state* st = state_of(s, fd);
+    if (st == nullptr) return -1;
+    std::size_t done = 0;
+    do {
+        if (st->kind != fd_kind::always_ready && await(s, *st, direction::write, deadline_ns) != 0) {
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        }
+        st->writable = false;
+        const ssize_t n = call(done);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) continue;  // full: wait for room
+            st->writable = true;  // the next call meets the error too
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        }
+        done += static_cast<std::size_t>(n);
+        // A write that took everything leaves room, probably; a partial
+        // one filled the buffer, and the kernel's next edge says when
+        // there is room again.
+        if (done == total || st->kind != fd_kind::stream) st->writable = true;
+    } while (done < total);
+    return static_cast<ssize_t>(done);
+}
+
+// What is left of `iov` after its first `done` bytes, in `rest`.
+const iovec* skip(const iovec* iov, int& iovcnt, std::size_t done, std::vector<iovec>& rest) {
+    if (done == 0) return iov;
+    rest.assign(iov, iov + iovcnt);
+    std::size_t i = 0;
+    while (i < rest.size() && done >= rest[i].iov_len) done -= rest[i++].iov_len;
+    if (i < rest.size()) {
+        rest[i].iov_base = static_cast<char*>(rest[i].iov_base) + done;
+        rest[i].iov_len -= done;
+    }
+    iovcnt = static_cast<int>(rest.size() - i);
+    return rest.data() + i;
+}
+
+std::size_t total_of(const iovec* iov, int iovcnt) noexcept {
+    std::size_t total = 0;
+    for (int i = 0; i < iovcnt; ++i) total += iov[i].iov_len;
+    return total;
+}
+
+}  // namespace
+
+ssize_t read(int fd, void* buffer, std::size_t count, deadline until) {
+    return read_like(fd, count, to_ns(until), [&] { return ::read(fd, buffer, count); });
+}
+ssize_t read(int fd, void* buffer, std::size_t count) { return read(fd, buffer, count, deadline::max()); }
+
+ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until) {
+    return read_like(fd, total_of(iov, iovcnt), to_ns(until), [&] { return ::readv(fd, iov, iovcnt); });
+}
+ssize_t readv(int fd, const iovec* iov, int iovcnt) { return readv(fd, iov, iovcnt, deadline::max()); }
+
+ssize_t recv(int fd, void* buffer, std::size_t count, int flags, deadline until) {
+    return read_like(fd, count, to_ns(until), [&] { return ::recv(fd, buffer, count, flags | MSG_DONTWAIT); });
+}
+ssize_t recv(int fd, void* buffer, std::size_t count, int flags) {
+    return recv(fd, buffer, count, flags, deadline::max());
+}
+
+ssize_t write(int fd, const void* buffer, std::size_t count, deadline until) {
+    return write_like(fd, count, to_ns(until), [&](std::size_t done) {
+        return ::write(fd, static_cast<const char*>(buffer) + done, count - done);
+    });
+}
+ssize_t write(int fd, const void* buffer, std::size_t count) { return write(fd, buffer, count, deadline::max()); }
+
+ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until) {
+    std::vector<iovec> rest;
+    return write_like(fd, total_of(iov, iovcnt), to_ns(until), [&](std::size_t done) {
+        int left = iovcnt;
+        const iovec* from = skip(iov, left, done, rest);
+        return ::writev(fd, from, left);
+    });
+}
+ssize_t writev(int fd, const iovec* iov, int iovcnt) { return writev(fd, iov, iovcnt, deadline::max()); }
+
+ssize_t send(int fd, const void* buffer, std::size_t count, int flags, deadline until) {
+    return write_like(fd, count, to_ns(until), [&](std::size_t done) {
+        return ::send(fd, static_cast<const char*>(buffer) + done, count - done, flags | MSG_DONTWAIT);
+    });
+}
+ssize_t send(int fd, const void* buffer, std::size_t count, int flags) {
+    return send(fd, buffer, count, flags, deadline::max());
+}
+
+int accept(int listener, sockaddr* address, socklen_t* length, deadline until) {
+    scheduler& s = scheduler::current();
+    fd_state* st = state_of(s, listener);
+    if (st == nullptr) return -1;
+    const std::int64_t deadline_ns = to_ns(until);
+    for (;;) {
+        if (await(s, *st, direction::read, deadline_ns) != 0) return -1;
+        st->readable = false;
+        const int connection = ::accept4(listener, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (connection < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // the backlog is empty
+        // Taken, or an error (EMFILE, ENFILE at the descriptor limit): the
+        // backlog may hold more, and an edge-triggered poller sends no new
+        // edge for connections already queued, so the token stays set.
+        st->readable = true;
+        // Registered now, as the non-blocking stream socket accept4 made:
+        // no system calls to find that out on its first read.
+        if (connection >= 0) state_of(s, connection, fd_kind::stream);
+        return connection;
+    }
+}
+int accept(int listener, sockaddr* address, socklen_t* length) {
+    return accept(listener, address, length, deadline::max());
+}
+
+int connect(int fd, const sockaddr* address, socklen_t length, deadline until) {
+    scheduler& s = scheduler::current();
+    fd_state* st = state_of(s, fd);
+    if (st == nullptr) return -1;
+    if (st->kind == fd_kind::always_ready) return ::connect(fd, address, length);
+    st->writable = false;  // writable again once the handshake ends, either way
+    if (::connect(fd, address, length) == 0) {
+        st->writable = true;
+        return 0;
+    }
+    if (errno != EINPROGRESS) {
+        st->writable = true;
+        return -1;
+    }
+    if (await(s, *st, direction::write, to_ns(until)) != 0) return -1;
+    int error = 0;
+    socklen_t size = sizeof error;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) return -1;
+    st->writable = true;
+    if (error == 0) return 0;
+    errno = error;
+    return -1;
+}
+int connect(int fd, const sockaddr* address, socklen_t length) {
+    return connect(fd, address, length, deadline::max());
+}
+
+int wait_readable(int fd, deadline until) {
+    scheduler& s = scheduler::current();
+    fd_state* st = state_of(s, fd);
+    if (st == nullptr) return -1;
+    if (st->kind == fd_kind::always_ready) return 0;
+    return await(s, *st, direction::read, to_ns(until));
+}
+int wait_readable(int fd) { return wait_readable(fd, deadline::max()); }
+
+int wait_writable(int fd, deadline until) {
+    scheduler& s = scheduler::current();
+    fd_state* st = state_of(s, fd);
+    if (st == nullptr) return -1;
+    if (st->kind == fd_kind::always_ready) return 0;
+    return await(s, *st, direction::write, to_ns(until));
+}
+int wait_writable(int fd) { return wait_writable(fd, deadline::max()); }
+
+int close(int fd) { return ::close(fd); }  // the wrapper below
+
+poller_counters poller_stats() noexcept {
+    const detail::poller_stats& stats = scheduler::current().poller().stats();
+    return {stats.polls, stats.idle_waits, stats.events, stats.stale_events, stats.wakeups};
+}
+
+}  // namespace gt::io
+
+// close(2) for the whole program, like the wrappers in syscalls.cpp (symbol
+// interposition): a descriptor that the calling OS thread's poller knows is
+// forgotten first, so that threads waiting on it wake with EBADF instead of
+// sleeping forever on a number that the next open may reuse. It is linked
+// into every program that uses gt::io (this file), and only there: no
+// descriptor is in a poller otherwise. Async-signal-safe when called from
+// a signal handler that interrupted the scheduler (it then only closes).
+extern "C" int close(int fd) {
+    using gt::detail::scheduler;
+    scheduler* s = scheduler::current_if_any();
+    if (s != nullptr && !s->in_critical_section() && s->poller().find(fd) != nullptr) {
+        const scheduler::critical_section cs(*s);
+        s->poller().forget(*s, fd);
+    }
+    return gt::detail::syscalls::real_close(fd);
+}

@@ -1,0 +1,233 @@
+// gt::io's core: a green thread blocked on a descriptor lets the others run,
+// wakes on readiness, and loses no readiness between calls.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+#include "gt/debug.hpp"
+#include "gt/io.hpp"
+#include "gt/thread.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct pipe_pair {
+    int r = -1, w = -1;
+    pipe_pair() {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) == 0) r = fds[0], w = fds[1];
+    }
+    ~pipe_pair() {
+        if (r >= 0) gt::io::close(r);
+        if (w >= 0) gt::io::close(w);
+    }
+};
+
+// A listening TCP socket on 127.0.0.1 and an ephemeral port.
+int listen_loopback(sockaddr_in& address) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    address = {};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 128) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
+// Why: the point of the phase: a read with nothing to read blocks only its
+// green thread; the others run, and the write wakes the reader.
+TEST(Io, AReaderBlocksOnlyItsGreenThreadAndWakesOnData) {
+    pipe_pair p;
+    ASSERT_GE(p.r, 0);
+    std::atomic<int> steps{0};
+    char got[8] = {};
+    ssize_t n = 0;
+    gt::thread reader([&] { n = gt::io::read(p.r, got, sizeof got); });
+    gt::this_thread::yield();  // the reader blocks on the pipe
+    for (int i = 0; i < 10; ++i) {
+        ++steps;  // main runs meanwhile
+        gt::this_thread::yield();
+    }
+    EXPECT_EQ(n, 0);
+    ASSERT_EQ(gt::io::write(p.w, "hello", 5), 5);
+    reader.join();
+    EXPECT_EQ(n, 5);
+    EXPECT_EQ(std::string(got, 5), "hello");
+    EXPECT_EQ(steps.load(), 10);
+}
+
+// Why: the readiness token: after a short read the next read waits for the
+// kernel's next edge; data written right after the short read must still
+// wake it (a lost edge would leave it asleep forever).
+TEST(Io, DataWrittenRightAfterAShortReadIsRead) {
+    pipe_pair p;
+    ASSERT_GE(p.r, 0);
+    std::string got;
+    gt::thread reader([&] {
+        char buffer[64];
+        while (got.size() < 300) {
+            const ssize_t n = gt::io::read(p.r, buffer, sizeof buffer);
+            if (n <= 0) break;
+            got.append(buffer, static_cast<std::size_t>(n));
+        }
+    });
+    for (int i = 0; i < 100; ++i) {
+        ASSERT_EQ(gt::io::write(p.w, "abc", 3), 3);
+        if (i % 3 == 0) gt::this_thread::yield();  // sometimes the reader reads short in between
+    }
+    reader.join();
+    EXPECT_EQ(got.size(), 300u);
+}
+
+// Why: a TCP connection over loopback, connect and accept included, with
+// the listener, the server and the client all green threads of one OS
+// thread.
+TEST(Io, TcpEchoOverLoopback) {
+    sockaddr_in address;
+    const int listener = listen_loopback(address);
+    ASSERT_GE(listener, 0);
+    std::string echoed;
+    gt::thread server([&] {
+        const int c = gt::io::accept(listener, nullptr, nullptr);
+        ASSERT_GE(c, 0);
+        char buffer[256];
+        for (;;) {
+            const ssize_t n = gt::io::read(c, buffer, sizeof buffer);
+            if (n <= 0) break;
+            ASSERT_EQ(gt::io::write(c, buffer, static_cast<std::size_t>(n)), n);
+        }
+        gt::io::close(c);
+    });
+    gt::thread client([&] {
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_EQ(gt::io::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+        for (int i = 0; i < 50; ++i) {
+            const std::string message = "message " + std::to_string(i) + ";";
+            ASSERT_EQ(gt::io::write(fd, message.data(), message.size()), static_cast<ssize_t>(message.size()));
+            char buffer[64];
+            std::size_t have = 0;
+            while (have < message.size()) {
+                const ssize_t n = gt::io::read(fd, buffer + have, message.size() - have);
+                ASSERT_GT(n, 0);
+                have += static_cast<std::size_t>(n);
+            }
+            echoed.append(buffer, have);
+        }
+        gt::io::close(fd);
+    });
+    client.join();
+    server.join();
+    gt::io::close(listener);
+    EXPECT_EQ(echoed.size(), 50 * std::string("message 0;").size() + 40);
+    EXPECT_EQ(echoed.substr(0, 20), "message 0;message 1;");
+}
+
+// Why (wingo/fibers#80): a descriptor closed while another thread waits on
+// it must wake that thread with an error, not leave it asleep forever.
+TEST(Io, CloseWakesAWaiterWithEbadf) {
+    for (const bool plain_close : {false, true}) {
+        int fds[2];
+        ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+        ssize_t n = 1;
+        int error = 0;
+        gt::thread reader([&] {
+            char c;
+            n = gt::io::read(fds[0], &c, 1);
+            error = errno;
+        });
+        gt::this_thread::yield();  // it blocks
+        if (plain_close) {
+            ::close(fds[0]);  // gt intercepts close(2) too
+        } else {
+            gt::io::close(fds[0]);
+        }
+        reader.join();
+        EXPECT_EQ(n, -1) << (plain_close ? "::close" : "gt::io::close");
+        EXPECT_EQ(error, EBADF);
+        ::close(fds[1]);
+    }
+}
+
+// Why: a deadline ends the wait with ETIMEDOUT, and it is a deadline, not
+// a poll: the thread is BLOCKED until then.
+TEST(Io, ReadWithADeadlineFailsWithEtimedout) {
+    pipe_pair p;
+    const auto start = std::chrono::steady_clock::now();
+    char c;
+    EXPECT_EQ(gt::io::read(p.r, &c, 1, start + 20ms), -1);
+    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+}
+
+// Why (troglobit/libuev#12): epoll refuses regular files with EPERM; gt
+// reads them directly instead of failing.
+TEST(Io, ARegularFileIsAlwaysReady) {
+    char path[] = "/tmp/gt-io-test-XXXXXX";
+    const int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ::unlink(path);
+    ASSERT_EQ(gt::io::write(fd, "file data", 9), 9);
+    ASSERT_EQ(::lseek(fd, 0, SEEK_SET), 0);
+    char buffer[16] = {};
+    EXPECT_EQ(gt::io::read(fd, buffer, sizeof buffer), 9);
+    EXPECT_EQ(std::string(buffer, 9), "file data");
+    EXPECT_EQ(gt::io::wait_readable(fd), 0);
+    EXPECT_EQ(gt::io::close(fd), 0);
+}
+
+// Why: while every thread waits on a descriptor the OS thread sleeps in the
+// poller: no CPU time passes, and the deadlock report does not fire.
+TEST(Io, AllThreadsWaitingOnDescriptorsCostNoCpu) {
+    pipe_pair p;
+    rusage before{}, after{};
+    char c = 0;
+    ssize_t n = 0;
+    gt::thread writer([&] {
+        gt::this_thread::sleep_for(200ms);
+        gt::io::write(p.w, "x", 1);
+    });
+    ::getrusage(RUSAGE_THREAD, &before);
+    n = gt::io::read(p.r, &c, 1);  // main waits on the pipe, the writer sleeps
+    ::getrusage(RUSAGE_THREAD, &after);
+    writer.join();
+    EXPECT_EQ(n, 1);
+    const auto cpu_us = [](const rusage& r) {
+        return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1'000'000L + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+    };
+    EXPECT_LT(cpu_us(after) - cpu_us(before), 20'000) << "µs of CPU over a 200 ms wait";
+    EXPECT_GE(gt::io::poller_stats().idle_waits, 1u);
+}
+
+// Why: the dump says which descriptor and direction a thread waits on.
+TEST(Io, TheDumpNamesTheDescriptorAThreadWaitsOn) {
+    pipe_pair p;
+    gt::thread reader([&] {
+        char c;
+        gt::io::read(p.r, &c, 1);
+    });
+    gt::this_thread::yield();
+    std::ostringstream out;
+    gt::debug::dump_threads(out);
+    const std::string dump = out.str();
+    gt::io::write(p.w, "x", 1);
+    reader.join();
+    EXPECT_NE(dump.find("descriptor " + std::to_string(p.r) + " to become readable"), std::string::npos) << dump;
+}
