@@ -4,6 +4,7 @@
 #include "poller.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,8 +12,10 @@
 
 #include <cerrno>
 #include <ctime>
+#include <mutex>
 
 #include "scheduler.hpp"
+#include "syscalls.hpp"
 
 namespace gt::detail {
 
@@ -25,8 +28,15 @@ namespace {
 constexpr std::uint32_t read_events = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 constexpr std::uint32_t write_events = EPOLLOUT | EPOLLHUP | EPOLLERR;
 
-std::uint64_t tag(const fd_state& st) noexcept {
-    return static_cast<std::uint32_t>(st.fd) | std::uint64_t{st.generation} << 32;
+// Registered once, for both directions, edge-triggered: no epoll_ctl per
+// operation (as Go; libuv's level-triggered loop modifies interest as it
+// changes), and a hang-up reported once cannot make the poller spin. The
+// event's data is the descriptor and its generation. epoll_ctl's result.
+int watch(int epoll, const fd_state& st, int op) noexcept {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = static_cast<std::uint32_t>(st.fd) | std::uint64_t{st.generation} << 32;
+    return ::epoll_ctl(epoll, op, st.fd, &ev);
 }
 
 fd_kind kind_of(int fd, const struct stat& info) noexcept {
@@ -58,8 +68,28 @@ poller::~poller() {
 }
 
 int poller::epoll_fd() noexcept {
-    if (epoll_ < 0) epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_ < 0) {
+        static std::once_flag once;
+        std::call_once(once, [] {
+            ::pthread_atfork(nullptr, nullptr, [] {
+                if (scheduler* s = scheduler::current_if_any()) s->poller().restart_after_fork();
+            });
+        });
+        epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+    }
     return epoll_;
+}
+
+void poller::restart_after_fork() noexcept {
+    if (epoll_ < 0) return;
+    syscalls::real_close(epoll_);
+    epoll_ = -1;
+    if (epoll_fd() < 0) return;
+    for (const std::unique_ptr<fd_state>& st : table_) {
+        if (st == nullptr || !st->registered) continue;
+        st->registered = watch(epoll_, *st, EPOLL_CTL_ADD) == 0;
+        st->readable = st->writable = true;  // edges before the fork went to the parent's instance
+    }
 }
 
 fd_state* poller::state_for(int fd, fd_kind known) noexcept {
@@ -91,13 +121,7 @@ fd_state* poller::state_for(int fd, fd_kind known) noexcept {
         st.kind = fd_kind::unknown;
         return nullptr;
     }
-    // Registered once, for both directions, edge-triggered: no epoll_ctl per
-    // operation (as Go; libuv's level-triggered loop modifies interest as it
-    // changes), and a hang-up reported once cannot make the poller spin.
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = tag(st);
-    if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    if (watch(epoll_, st, EPOLL_CTL_ADD) != 0) {
         if (errno == EPERM) {  // a file epoll cannot watch (epoll_ctl(2)): always ready
             st.kind = fd_kind::always_ready;
             return &st;
@@ -106,7 +130,7 @@ fd_state* poller::state_for(int fd, fd_kind known) noexcept {
             st.kind = fd_kind::unknown;
             return nullptr;
         }
-        ::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
+        watch(epoll_, st, EPOLL_CTL_MOD);
     }
     st.registered = true;
     return &st;

@@ -117,6 +117,12 @@ public:
     /// The epoll descriptor, made on first use; -1 with errno on failure.
     int epoll_fd() noexcept;
 
+    /// In the child of a fork(2): the epoll descriptor it inherited names
+    /// the parent's epoll instance (registrations would be shared with the
+    /// parent), so the child makes its own and registers its descriptors
+    /// again.
+    void restart_after_fork() noexcept;
+
 private:
     int epoll_ = -1;
     std::size_t waiters_ = 0;
