@@ -77,9 +77,10 @@ int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns) n
 }
 
 // The read side: `call()` is one non-blocking read-like system call that
-// asks for `wanted` bytes.
+// asks for `wanted` bytes. `consumes`: false for a call that leaves what it
+// reads queued (MSG_PEEK), whose short result drains nothing.
 template <typename Call>
-ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call call) {
+ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call call, bool consumes = true) {
     scheduler& s = scheduler::current();
     fd_state* st = state_of(s, fd);
     if (st == nullptr) return -1;
@@ -94,7 +95,9 @@ ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call cal
         // A short read from a stream drained it (the next read waits for an
         // edge instead of spending a system call on EAGAIN); anything else
         // may leave more to read: end of file, an error, a full buffer.
-        if (n <= 0 || static_cast<std::size_t>(n) == wanted || st->kind != fd_kind::stream) st->readable = true;
+        if (n <= 0 || static_cast<std::size_t>(n) == wanted || st->kind != fd_kind::stream || !consumes) {
+            st->readable = true;
+        }
         return n;
     }
 }
@@ -161,7 +164,24 @@ ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until) {
 ssize_t readv(int fd, const iovec* iov, int iovcnt) { return readv(fd, iov, iovcnt, deadline::max()); }
 
 ssize_t recv(int fd, void* buffer, std::size_t count, int flags, deadline until) {
-    return read_like(fd, count, to_ns(until), [&] { return ::recv(fd, buffer, count, flags | MSG_DONTWAIT); });
+    const bool consumes = (flags & MSG_PEEK) == 0;
+    if ((flags & MSG_WAITALL) == 0 || !consumes) {
+        return read_like(
+            fd, count, to_ns(until), [&] { return ::recv(fd, buffer, count, flags | MSG_DONTWAIT); }, consumes);
+    }
+    // MSG_WAITALL: the kernel cannot wait for all of it on a non-blocking
+    // socket, so the green thread does, as recv(2) describes: until `count`
+    // bytes, the end of the stream, an error, or the deadline (the bytes
+    // received so far are returned if any).
+    std::size_t done = 0;
+    const int once = flags & ~MSG_WAITALL;
+    while (done < count) {
+        const ssize_t n = recv(fd, static_cast<char*>(buffer) + done, count - done, once, until);
+        if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        if (n == 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    return static_cast<ssize_t>(done);
 }
 ssize_t recv(int fd, void* buffer, std::size_t count, int flags) {
     return recv(fd, buffer, count, flags, deadline::max());
@@ -207,9 +227,10 @@ int accept(int listener, sockaddr* address, socklen_t* length, deadline until) {
         // backlog may hold more, and an edge-triggered poller sends no new
         // edge for connections already queued, so the token stays set.
         st->readable = true;
-        // Registered now, as the non-blocking stream socket accept4 made:
-        // no system calls to find that out on its first read.
-        if (connection >= 0) state_of(s, connection, fd_kind::stream);
+        // Registered now, as the non-blocking socket accept4 made, of the
+        // listener's kind: no system calls to find that out on its first
+        // read.
+        if (connection >= 0) state_of(s, connection, st->kind);
         return connection;
     }
 }

@@ -10,8 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <ctime>
+#include <limits>
 #include <mutex>
 
 #include "scheduler.hpp"
@@ -39,19 +42,46 @@ int watch(int epoll, const fd_state& st, int op) noexcept {
     return ::epoll_ctl(epoll, op, st.fd, &ev);
 }
 
-fd_kind kind_of(int fd, const struct stat& info) noexcept {
+fd_kind kind_of(int fd, const struct stat& info, int flags) noexcept {
     if (S_ISREG(info.st_mode) || S_ISDIR(info.st_mode) || S_ISBLK(info.st_mode)) return fd_kind::always_ready;
-    if (S_ISFIFO(info.st_mode)) return fd_kind::stream;
+    // A pipe returns what is queued, up to the buffer's size, so a short
+    // read emptied it; one opened with O_DIRECT is a packet pipe
+    // (pipe(7)), one packet per read.
+    if (S_ISFIFO(info.st_mode)) return (flags & O_DIRECT) != 0 ? fd_kind::message : fd_kind::stream;
     if (S_ISSOCK(info.st_mode)) {
-        int type = 0;
+        int type = 0, domain = 0;
         socklen_t size = sizeof type;
-        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0 && type == SOCK_STREAM) return fd_kind::stream;
+        ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size);
+        size = sizeof domain;
+        ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size);
+        // TCP only: a Unix stream socket's read stops short where a message
+        // with other credentials or passed descriptors (SCM_RIGHTS) begins.
+        if (type == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6)) return fd_kind::stream;
     }
     // Datagram sockets return one message per read, ttys in packet mode
     // less than is queued, eventfd and timerfd fixed sizes: for them a
     // short read says nothing about what is left (libuv's uv__read notes
     // the tty case), and only EAGAIN clears the token.
     return fd_kind::message;
+}
+
+// epoll_pwait2(2), or on a kernel older than 5.11 (ENOSYS) epoll_pwait
+// with the timeout rounded up to whole milliseconds: a wait may end up to
+// 1 ms late there, never early.
+int wait_for_events(int epoll, epoll_event* events, int capacity, const timespec* timeout,
+                    const sigset_t* mask) noexcept {
+    static constinit std::atomic<bool> have_pwait2{true};
+    if (have_pwait2.load(std::memory_order_relaxed)) {
+        const int n = ::epoll_pwait2(epoll, events, capacity, timeout, mask);
+        if (n >= 0 || errno != ENOSYS) return n;
+        have_pwait2.store(false, std::memory_order_relaxed);
+    }
+    int ms = -1;
+    if (timeout != nullptr) {
+        const std::int64_t ns = std::int64_t{timeout->tv_sec} * 1'000'000'000 + timeout->tv_nsec;
+        ms = static_cast<int>(std::min<std::int64_t>((ns + 999'999) / 1'000'000, std::numeric_limits<int>::max()));
+    }
+    return syscalls::real_epoll_pwait(epoll, events, capacity, ms, mask);
 }
 
 void wake_all(scheduler& s, wait_queue& q, poller_stats& stats) noexcept {
@@ -108,11 +138,11 @@ fd_state* poller::state_for(int fd, fd_kind known) noexcept {
         st.kind = known;
     } else {
         struct stat info;
-        if (::fstat(fd, &info) != 0) return nullptr;  // EBADF
-        st.kind = kind_of(fd, info);
-        if (st.kind == fd_kind::always_ready) return &st;
         const int flags = ::fcntl(fd, F_GETFL);
-        if (flags < 0 || ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)) {
+        if (flags < 0 || ::fstat(fd, &info) != 0) return nullptr;  // EBADF
+        st.kind = kind_of(fd, info, flags);
+        if (st.kind == fd_kind::always_ready) return &st;
+        if ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
             st.kind = fd_kind::unknown;
             return nullptr;
         }
@@ -168,7 +198,7 @@ int poller::poll(scheduler& s, std::int64_t deadline_ns, const sigset_t* mask) n
     epoll_event events[128];
     // epoll_pwait2 (Linux 5.11) takes the timeout in ns where epoll_wait
     // rounds to ms, and the mask for exactly the wait.
-    const int n = ::epoll_pwait2(epoll_, events, 128, wait, mask);
+    const int n = wait_for_events(epoll_, events, 128, wait, mask);
     if (n <= 0) return 0;  // EINTR: a signal of the program's; the caller loops
     stats_.events += static_cast<std::uint64_t>(n);
     for (int i = 0; i < n; ++i) {

@@ -21,8 +21,9 @@ class scheduler;
 /// How the readiness tokens of a descriptor are kept (see fd_state).
 enum class fd_kind : std::uint8_t {
     unknown,       ///< not seen yet, or closed since: looked at on next use
-    stream,        ///< a stream socket or a pipe: a short read drains it
-    message,       ///< anything else epoll takes (datagram sockets, ttys, eventfd...): only EAGAIN drains it
+    stream,        ///< a TCP socket or a pipe: a short read drains it
+    message,       ///< anything else epoll takes (datagram and Unix sockets, packet pipes, ttys, eventfd...):
+                   ///< only EAGAIN drains it
     always_ready,  ///< a regular file or directory, which epoll refuses (EPERM): calls run directly
 };
 

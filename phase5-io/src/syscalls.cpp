@@ -148,6 +148,10 @@ int real_clock_nanosleep(clockid_t clock, int flags, const timespec* time, times
 
 int real_close(int fd) noexcept { return real_close_.get()(fd); }
 
+int real_epoll_pwait(int epoll, epoll_event* events, int capacity, int timeout_ms, const sigset_t* mask) noexcept {
+    return ::real_epoll_pwait.get()(epoll, events, capacity, timeout_ms, mask);
+}
+
 int real_pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
     return real_pthread_sigmask_.get()(how, set, old);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 namespace gt::detail::syscalls {
@@ -33,5 +34,9 @@ int real_pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept;
 /// The C library's close(2), not io.cpp's wrapper, which calls it once the
 /// poller has forgotten the descriptor. Async-signal-safe.
 int real_close(int fd) noexcept;
+
+/// The C library's epoll_pwait(2), not the wrapper: for the poller on a
+/// kernel without epoll_pwait2, with its own mask. -1 with errno on failure.
+int real_epoll_pwait(int epoll, epoll_event* events, int capacity, int timeout_ms, const sigset_t* mask) noexcept;
 
 }  // namespace gt::detail::syscalls

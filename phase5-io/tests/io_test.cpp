@@ -231,3 +231,59 @@ TEST(Io, TheDumpNamesTheDescriptorAThreadWaitsOn) {
     reader.join();
     EXPECT_NE(dump.find("descriptor " + std::to_string(p.r) + " to become readable"), std::string::npos) << dump;
 }
+
+// Why: a short MSG_PEEK leaves the data queued, so it must not count as
+// draining the socket: the recv after it found the token clear and waited
+// for an edge that never came (found in review).
+TEST(Io, ARecvAfterAShortPeekGetsTheData) {
+    sockaddr_in address;
+    const int listener = listen_loopback(address);
+    ASSERT_GE(listener, 0);
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(gt::io::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    const int server = gt::io::accept(listener, nullptr, nullptr);
+    ASSERT_GE(server, 0);
+    ASSERT_EQ(gt::io::write(client, "abcdef", 6), 6);
+    char buffer[16] = {};
+    ASSERT_EQ(gt::io::recv(server, buffer, 2, MSG_PEEK, std::chrono::steady_clock::now() + 5s), 2);  // full
+    // A short peek (6 of 16), then the real read.
+    ASSERT_EQ(gt::io::recv(server, buffer, sizeof buffer, MSG_PEEK, std::chrono::steady_clock::now() + 5s), 6);
+    EXPECT_EQ(gt::io::recv(server, buffer, sizeof buffer, 0, std::chrono::steady_clock::now() + 5s), 6);
+    EXPECT_EQ(std::string(buffer, 6), "abcdef");
+    for (int fd : {client, server, listener}) gt::io::close(fd);
+}
+
+// Why: recv(2)'s MSG_WAITALL waits for all the bytes; on the non-blocking
+// socket underneath, the green thread must do the waiting.
+TEST(Io, RecvWithWaitallWaitsForEveryByte) {
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    gt::thread writer([&] {
+        for (const char* part : {"ab", "cd", "ef"}) {
+            gt::io::write(fds[1], part, 2);
+            gt::this_thread::yield();
+        }
+    });
+    char buffer[6] = {};
+    EXPECT_EQ(gt::io::recv(fds[0], buffer, sizeof buffer, MSG_WAITALL), 6);
+    EXPECT_EQ(std::string(buffer, 6), "abcdef");
+    writer.join();
+    gt::io::close(fds[0]);
+    gt::io::close(fds[1]);
+}
+
+// Why: a packet pipe (O_DIRECT, pipe(7)) returns one packet per read, so a
+// short read does not drain it: the second packet was never read (found in
+// review).
+TEST(Io, BothPacketsOfAPacketPipeAreRead) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_DIRECT), 0);
+    ASSERT_EQ(::write(fds[1], "one", 3), 3);
+    ASSERT_EQ(::write(fds[1], "two", 3), 3);
+    char buffer[64];
+    EXPECT_EQ(gt::io::read(fds[0], buffer, sizeof buffer, std::chrono::steady_clock::now() + 5s), 3);
+    EXPECT_EQ(gt::io::read(fds[0], buffer, sizeof buffer, std::chrono::steady_clock::now() + 5s), 3);
+    EXPECT_EQ(std::string(buffer, 3), "two");
+    gt::io::close(fds[0]);
+    gt::io::close(fds[1]);
+}

@@ -65,8 +65,10 @@ ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until);
 ssize_t writev(int fd, const iovec* iov, int iovcnt);
 ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until);
 
-/// recv(2) on a socket, with recv's `flags` (MSG_PEEK, MSG_WAITALL...);
-/// as read().
+/// recv(2) on a socket, with recv's `flags`; as read(). With MSG_WAITALL
+/// it waits until `count` bytes, the end of the stream, an error or the
+/// deadline, and returns what it received if that is anything; with
+/// MSG_PEEK the data stays queued.
 ssize_t recv(int fd, void* buffer, std::size_t count, int flags);
 ssize_t recv(int fd, void* buffer, std::size_t count, int flags, deadline until);
 
