@@ -62,7 +62,8 @@ int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns) n
         detail::control_block* self = s.running();
         self->waiting_fd = st.fd;
         s.poller().waiter_added();
-        const detail::wake_reason why = s.block(dir == direction::read ? st.readers : st.writers, deadline_ns);
+        const detail::wake_reason why =
+            s.block(dir == direction::read ? st.readers : st.writers, deadline_ns);
         s.poller().waiter_removed();
         self->waiting_fd = -1;
         if (st.generation != generation) {
@@ -84,7 +85,10 @@ ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call cal
     scheduler& s = scheduler::current();
     fd_state* st = state_of(s, fd);
     if (st == nullptr) return -1;
-    if (st->kind == fd_kind::always_ready) return call();
+    // A read of 0 bytes from a stream returns 0 at once, as on a blocking
+    // descriptor, whatever the token says (from a datagram socket it would
+    // take a message, so it waits like any read).
+    if (st->kind == fd_kind::always_ready || (wanted == 0 && st->kind == fd_kind::stream)) return call();
     for (;;) {
         if (await(s, *st, direction::read, deadline_ns) != 0) return -1;
         // The token is cleared before the call: an edge that arrives from
@@ -94,8 +98,11 @@ ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call cal
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // drained: wait for the next edge
         // A short read from a stream drained it (the next read waits for an
         // edge instead of spending a system call on EAGAIN); anything else
-        // may leave more to read: end of file, an error, a full buffer.
-        if (n <= 0 || static_cast<std::size_t>(n) == wanted || st->kind != fd_kind::stream || !consumes) {
+        // may leave more to read: end of file, an error, a full buffer, a
+        // peek, or a stream whose peer has shut down (the end of file still
+        // to read came in the same edge as the data).
+        if (n <= 0 || static_cast<std::size_t>(n) == wanted || st->kind != fd_kind::stream || !consumes ||
+            st->read_closed) {
             st->readable = true;
         }
         return n;
@@ -110,6 +117,7 @@ ssize_t write_like(int fd, std::size_t total, std::int64_t deadline_ns, Call cal
     scheduler& s = scheduler::current();
     fd_state* st = state_of(s, fd);
     if (st == nullptr) return -1;
+    if (total == 0 && st->kind == fd_kind::stream) return call(0);  // as read_like's 0 bytes
     std::size_t done = 0;
     do {
         if (st->kind != fd_kind::always_ready && await(s, *st, direction::write, deadline_ns) != 0) {
@@ -119,7 +127,7 @@ ssize_t write_like(int fd, std::size_t total, std::int64_t deadline_ns, Call cal
         const ssize_t n = call(done);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) continue;  // full: wait for room
-            st->writable = true;  // the next call meets the error too
+            st->writable = true;                                    // the next call meets the error too
             return done > 0 ? static_cast<ssize_t>(done) : -1;
         }
         done += static_cast<std::size_t>(n);
@@ -192,7 +200,9 @@ ssize_t write(int fd, const void* buffer, std::size_t count, deadline until) {
         return ::write(fd, static_cast<const char*>(buffer) + done, count - done);
     });
 }
-ssize_t write(int fd, const void* buffer, std::size_t count) { return write(fd, buffer, count, deadline::max()); }
+ssize_t write(int fd, const void* buffer, std::size_t count) {
+    return write(fd, buffer, count, deadline::max());
+}
 
 ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until) {
     std::vector<iovec> rest;
@@ -230,7 +240,17 @@ int accept(int listener, sockaddr* address, socklen_t* length, deadline until) {
         // Registered now, as the non-blocking socket accept4 made, of the
         // listener's kind: no system calls to find that out on its first
         // read.
-        if (connection >= 0) state_of(s, connection, st->kind);
+        if (connection >= 0) {
+            // A state gt still holds for this number belongs to a descriptor
+            // closed where gt could not see it (fclose, close_range, another
+            // OS thread): the new socket is not in the epoll set, so that
+            // state is forgotten first, or its reads would wait forever.
+            if (fd_state* old = s.poller().find(connection); old != nullptr && old->kind != fd_kind::unknown) {
+                const scheduler::critical_section cs(s);
+                s.poller().forget(s, connection);
+            }
+            state_of(s, connection, st->kind);
+        }
         return connection;
     }
 }

@@ -123,7 +123,10 @@ void poller::restart_after_fork() noexcept {
 }
 
 fd_state* poller::state_for(int fd, fd_kind known) noexcept {
-    if (fd < 0) {
+    // A number beyond the table is checked before the table grows to it: a
+    // stray number (read(1 << 30, ...)) fails with EBADF instead of
+    // allocating a slot for every number below it.
+    if (fd < 0 || (static_cast<std::size_t>(fd) >= table_.size() && ::fcntl(fd, F_GETFD) < 0)) {
         errno = EBADF;
         return nullptr;
     }
@@ -134,6 +137,7 @@ fd_state* poller::state_for(int fd, fd_kind known) noexcept {
     if (st.kind != fd_kind::unknown) return &st;
 
     st.readable = st.writable = true;  // until a call finds otherwise
+    st.read_closed = false;
     if (known != fd_kind::unknown) {
         st.kind = known;
     } else {
@@ -191,7 +195,8 @@ int poller::poll(scheduler& s, std::int64_t deadline_ns, const sigset_t* mask) n
         wait = nullptr;
     } else if (deadline_ns != 0) {
         const std::int64_t left = deadline_ns - monotonic_now_ns();
-        if (left > 0) timeout = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+        if (left > 0)
+            timeout = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
     }
     if (wait == nullptr || timeout.tv_sec != 0 || timeout.tv_nsec != 0) ++stats_.idle_waits;
     ++stats_.polls;
@@ -211,6 +216,7 @@ int poller::poll(scheduler& s, std::int64_t deadline_ns, const sigset_t* mask) n
         }
         if ((events[i].events & read_events) != 0) {
             st->readable = true;
+            if ((events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) st->read_closed = true;
             wake_all(s, st->readers, stats_);
         }
         if ((events[i].events & write_events) != 0) {

@@ -59,6 +59,12 @@ struct fd_state {
     bool registered = false;
     bool readable = true;
     bool writable = true;
+    /// The peer shut down its writing side, hung up or failed (EPOLLRDHUP,
+    /// EPOLLHUP, EPOLLERR seen): every read from now on returns at once
+    /// (data, then 0 or the error), and no further edge will come, so a
+    /// short read must not clear `readable`: the edge that carried the
+    /// last data also carried the end of file.
+    bool read_closed = false;
     /// The threads BLOCKED until the descriptor becomes readable, writable.
     wait_queue readers{wait_reason::readable};
     wait_queue writers{wait_reason::writable};
