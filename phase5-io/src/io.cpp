@@ -62,8 +62,7 @@ int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns) n
         detail::control_block* self = s.running();
         self->waiting_fd = st.fd;
         s.poller().waiter_added();
-        const detail::wake_reason why =
-            s.block(dir == direction::read ? st.readers : st.writers, deadline_ns);
+        const detail::wake_reason why = s.block(dir == direction::read ? st.readers : st.writers, deadline_ns);
         s.poller().waiter_removed();
         self->waiting_fd = -1;
         if (st.generation != generation) {
