@@ -54,6 +54,7 @@ const char* to_string(wait_reason reason) noexcept {
         case wait_reason::channel: return "channel";
         case wait_reason::readable: return "readable";
         case wait_reason::writable: return "writable";
+        case wait_reason::timer: return "timer";
     }
     return "?";
 }

@@ -285,7 +285,9 @@ void scheduler::switch_away() noexcept {
             switch_to(next);
             return;
         }
-        if (timers_.empty() && poller_.waiters() == 0) report_deadlock();
+        const idle_step step = idle_hook_ != nullptr ? idle_hook_(*this) : idle_step::none;
+        if (step == idle_step::readied) continue;  // the idle callbacks run before the OS thread sleeps
+        if (step == idle_step::none && timers_.empty() && poller_.waiters() == 0) report_deadlock();
         idle();
     }
 }
@@ -310,6 +312,7 @@ void scheduler::idle() noexcept {
         }
     }
     if (trace::enabled) trace::idle(idle_from, monotonic_now_ns());
+    ++idle_sleeps_;  // a new idle period: the idle callbacks may run again
 }
 
 namespace {

@@ -39,6 +39,16 @@ std::int64_t monotonic_now_ns() noexcept;
 /// Async-signal-safe.
 std::int64_t thread_cpu_now_ns() noexcept;
 
+class scheduler;
+
+/// What the idle hook (scheduler::set_idle_hook) did when no thread was READY.
+enum class idle_step : std::uint8_t {
+    none,     ///< no idle callback can run: idle, or report a deadlock, as without them
+    readied,  ///< it made a thread READY (the callback thread, for a round of idle callbacks)
+    sleep,    ///< this idle period's round has run: sleep, even with no deadline and no descriptor waiter
+};
+using idle_hook = idle_step (*)(scheduler&) noexcept;
+
 class scheduler {
 public:
     /// The calling OS thread's scheduler. The first call on an OS thread
@@ -178,6 +188,13 @@ public:
     detail::poller& poller() noexcept { return poller_; }
     const detail::poller& poller() const noexcept { return poller_; }
 
+    // ---- Idle callbacks (timer.cpp), inside a critical section. ----
+    /// Installs what switch_away calls when no thread is READY, before the
+    /// OS thread sleeps (gt::on_idle's round on the callback thread).
+    void set_idle_hook(idle_hook hook) noexcept { idle_hook_ = hook; }
+    /// Times the OS thread has idled in the poller (idle()) so far.
+    std::uint64_t idle_sleeps() const noexcept { return idle_sleeps_; }
+
     /// Renames a thread (for the dump and the trace).
     void set_name(control_block* t, std::string name);
 
@@ -278,9 +295,10 @@ private:
     [[gnu::always_inline]] inline void switch_to(control_block* next) noexcept;
 
     /// The running thread has left RUNNING and is on no run queue: run the
-    /// next thread. When none is READY, sleep the OS thread until the
-    /// earliest timer; when there is no timer either, every thread is
-    /// blocked for good: report a deadlock.
+    /// next thread. When none is READY, let the idle hook run the idle
+    /// callbacks, then sleep the OS thread until the earliest timer; when
+    /// there is no timer, no descriptor waiter and no idle callback either,
+    /// every thread is blocked for good: report a deadlock.
     void switch_away() noexcept;
 
     /// True if a READY thread has a higher priority than the running one.
@@ -373,6 +391,8 @@ private:
     priority_run_queues run_queues_;
     timer_heap timers_;                  // sleepers, timed waiters and gt::timers, by deadline
     detail::poller poller_;
+    idle_hook idle_hook_ = nullptr;      // gt::on_idle's (timer.cpp); nullptr until the first one
+    std::uint64_t idle_sleeps_ = 0;      // calls of idle()
     control_block main_;                 // the adopted OS-thread flow
     control_block* running_;             // exactly one RUNNING thread at any time
     control_block* all_threads_;         // list through all_next, in creation order

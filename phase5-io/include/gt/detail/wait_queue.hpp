@@ -25,6 +25,7 @@ enum class wait_reason : std::uint8_t {
     channel,             ///< a gt::channel to have room, a value, or be closed
     readable,            ///< a descriptor to become readable (control_block::waiting_fd)
     writable,            ///< a descriptor to become writable
+    timer,               ///< the callback thread: work (a due gt::timer, a round of idle callbacks); others: a timer's callback to return
 };
 
 /// How a block ended: the one wakeup that readied the thread.
