@@ -414,6 +414,23 @@ TEST(TimerDeathTest, ExitWithAPendingTimerIsNormal) {
     EXPECT_EXIT(exit_with_a_pending_timer(), ::testing::ExitedWithCode(0), "^$");
 }
 
+void os_thread_with_timers_exits_quietly() {
+    std::thread([] {
+        std::atomic<bool> fired{false};
+        gt::timer once(1ms, [&] { fired = true; });
+        gt::timer never(1h, [] {});
+        while (!fired) gt::this_thread::sleep_for(1ms);
+    }).join();
+    std::exit(0);
+}
+
+// Why: the callback thread ends with the last timer, so an OS thread that
+// used timers ends with no green thread left: its scheduler is destroyed,
+// without the "green threads still alive" warning of an abandoned one.
+TEST(TimerDeathTest, AnOsThreadThatUsedTimersEndsQuietly) {
+    EXPECT_EXIT(os_thread_with_timers_exits_quietly(), ::testing::ExitedWithCode(0), "^$");
+}
+
 // ---- Idle callbacks ----
 
 // Why: an idle process uses no CPU even with an idle callback registered:
