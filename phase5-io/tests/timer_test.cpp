@@ -91,35 +91,44 @@ TEST(Timer, OneShotRunsOnceNeverEarlyOnTheCallbackThread) {
 TEST(Timer, ManyTimersFireInDeadlineOrderNeverEarly) {
     constexpr int count = 2000;
     std::mt19937 random(42);
-    const auto start = steady::now() + 300ms;  // after the last is made, even on a loaded machine under ASan
-    std::vector<steady::time_point> deadlines(count);
-    std::vector<int> order;
-    std::vector<std::int64_t> late_ns;
-    order.reserve(count);
-    late_ns.reserve(count);
-    int early = 0;
-    std::vector<std::unique_ptr<gt::timer>> timers;
-    for (int i = 0; i < count; ++i) {
-        deadlines[i] = start + std::chrono::microseconds(random() % 50'000);
-        timers.push_back(std::make_unique<gt::timer>(deadlines[i], [&, i] {
-            const auto now = steady::now();
-            if (now < deadlines[i]) ++early;
-            late_ns.push_back((now - deadlines[i]).count());
-            order.push_back(i);
-        }));
+    // The first deadline comes after the last timer is made, or the order
+    // is not checkable: a round that took longer (a loaded machine under
+    // ASan) runs again with ten times the margin.
+    for (const auto margin : {300ms, 3000ms}) {
+        const auto start = steady::now() + margin;
+        std::vector<steady::time_point> deadlines(count);
+        std::vector<int> order;
+        std::vector<std::int64_t> late_ns;
+        order.reserve(count);
+        late_ns.reserve(count);
+        int early = 0;
+        std::vector<gt::timer> timers;
+        timers.reserve(count);
+        for (int i = 0; i < count; ++i) {
+            deadlines[i] = start + std::chrono::microseconds(random() % 50'000);
+            timers.emplace_back(deadlines[i], [&, i] {
+                const auto now = steady::now();
+                if (now < deadlines[i]) ++early;
+                late_ns.push_back((now - deadlines[i]).count());
+                order.push_back(i);
+            });
+        }
+        const bool made_in_time = steady::now() < start;
+        ASSERT_TRUE(wait_until([&] { return order.size() == count; }));
+        if (!made_in_time && margin != 3000ms) continue;
+        ASSERT_TRUE(made_in_time) << "making 2000 timers took more than 3 s";
+        EXPECT_EQ(early, 0);
+        std::vector<int> expected(count);
+        for (int i = 0; i < count; ++i) expected[i] = i;
+        std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) { return deadlines[a] < deadlines[b]; });
+        EXPECT_EQ(order, expected);
+        std::sort(late_ns.begin(), late_ns.end());
+        std::printf("lateness of %d timers: median %.3f ms, p99 %.3f ms, max %.3f ms\n", count,
+                    late_ns[count / 2] / 1e6, late_ns[count * 99 / 100] / 1e6, late_ns.back() / 1e6);
+        EXPECT_LT(late_ns.back(), std::int64_t{5'000'000'000}) << "a gross error: seconds late";
+        for (auto& t : timers) EXPECT_FALSE(t.pending());
+        break;
     }
-    ASSERT_LT(steady::now(), start) << "making the timers took longer than 300 ms: the order is not checkable";
-    ASSERT_TRUE(wait_until([&] { return order.size() == count; }));
-    EXPECT_EQ(early, 0);
-    std::vector<int> expected(count);
-    for (int i = 0; i < count; ++i) expected[i] = i;
-    std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) { return deadlines[a] < deadlines[b]; });
-    EXPECT_EQ(order, expected);
-    std::sort(late_ns.begin(), late_ns.end());
-    std::printf("lateness of %d timers: median %.3f ms, p99 %.3f ms, max %.3f ms\n", count,
-                late_ns[count / 2] / 1e6, late_ns[count * 99 / 100] / 1e6, late_ns.back() / 1e6);
-    EXPECT_LT(late_ns.back(), std::int64_t{5'000'000'000}) << "a gross error: seconds late";
-    for (auto& t : timers) EXPECT_FALSE(t->pending());
 }
 
 // Why: expired timers are checked before the run queue (at every tick,
@@ -198,10 +207,11 @@ TEST(Timer, PeriodicDeadlinesAreExactMultiplesOfThePeriod) {
 TEST(Timer, MissedPeriodsAreSkippedNotBunched) {
     constexpr auto period = 5ms;
     std::vector<steady::time_point> scheduled;
-    steady::time_point block_end{};
+    steady::time_point block_end{}, first_ran{};
     gt::timer t(1ms, gt::timer::callback_at([&](steady::time_point at) {
                     scheduled.push_back(at);
                     if (scheduled.size() == 1) {
+                        first_ran = steady::now();
                         block_end = at + 52'500us;
                         gt::this_thread::sleep_until(block_end);
                     }
@@ -211,9 +221,16 @@ TEST(Timer, MissedPeriodsAreSkippedNotBunched) {
     t.cancel();
     int caught_up = 0;  // firings after the block whose deadline passed during it
     for (std::size_t i = 1; i < scheduled.size(); ++i) caught_up += scheduled[i] < block_end ? 1 : 0;
-    EXPECT_EQ(caught_up, 1);
-    EXPECT_EQ(scheduled[1], scheduled[0] + period) << "the firing that waited is the first one missed";
-    EXPECT_GE(t.missed(), 8u) << "the other deadlines of the block were skipped";
+    EXPECT_LE(caught_up, 1) << "bunched";
+    // A deadline passed while the first callback ran (unless the machine
+    // stalled it past the block): that one waited, and ran after.
+    if (first_ran < block_end - period) {
+        EXPECT_EQ(caught_up, 1);
+    }
+    EXPECT_EQ((scheduled[1] - scheduled[0]) % period, steady::duration::zero()) << "on the period's grid";
+    // The ten deadlines of the block, first + 5 ms ... first + 50 ms: one
+    // ran after it, the others were skipped.
+    EXPECT_GE(t.missed(), 9u);
 }
 
 // Why: cancel stops what has not started: a cancelled timer never runs;
