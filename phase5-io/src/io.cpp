@@ -284,22 +284,22 @@ int connect(int fd, const sockaddr* address, socklen_t length) {
     return connect(fd, address, length, deadline::max());
 }
 
-int wait_readable(int fd, deadline until) {
-    scheduler& s = scheduler::current();
-    fd_state* st = state_of(s, fd);
-    if (st == nullptr) return -1;
-    if (st->kind == fd_kind::always_ready) return 0;
-    return await(s, *st, direction::read, to_ns(until));
-}
-int wait_readable(int fd) { return wait_readable(fd, deadline::max()); }
+namespace {
 
-int wait_writable(int fd, deadline until) {
+// wait_readable and wait_writable: the token's wait, without a call after.
+int wait_until_ready(int fd, direction dir, deadline until) {
     scheduler& s = scheduler::current();
     fd_state* st = state_of(s, fd);
     if (st == nullptr) return -1;
     if (st->kind == fd_kind::always_ready) return 0;
-    return await(s, *st, direction::write, to_ns(until));
+    return await(s, *st, dir, to_ns(until));
 }
+
+}  // namespace
+
+int wait_readable(int fd, deadline until) { return wait_until_ready(fd, direction::read, until); }
+int wait_readable(int fd) { return wait_readable(fd, deadline::max()); }
+int wait_writable(int fd, deadline until) { return wait_until_ready(fd, direction::write, until); }
 int wait_writable(int fd) { return wait_writable(fd, deadline::max()); }
 
 int close(int fd) { return ::close(fd); }  // the wrapper below

@@ -18,39 +18,12 @@
 #include "gt/debug.hpp"
 #include "gt/io.hpp"
 #include "gt/thread.hpp"
+#include "io_helpers.hpp"
 
 using namespace std::chrono_literals;
 
-namespace {
-
-struct pipe_pair {
-    int r = -1, w = -1;
-    pipe_pair() {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) == 0) r = fds[0], w = fds[1];
-    }
-    ~pipe_pair() {
-        if (r >= 0) gt::io::close(r);
-        if (w >= 0) gt::io::close(w);
-    }
-};
-
-// A listening TCP socket on 127.0.0.1 and an ephemeral port.
-int listen_loopback(sockaddr_in& address) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    address = {};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 128) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-}  // namespace
+using io_test::listen_loopback;
+using io_test::pipe_pair;
 
 // Why: the point of the phase: a read with nothing to read blocks only its
 // green thread; the others run, and the write wakes the reader.
