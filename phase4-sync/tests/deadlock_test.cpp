@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "blocked_on.hpp"
 #include "lock_order.hpp"
 #include "preemption_for_test.hpp"
 
@@ -126,7 +127,7 @@ TEST(Deadlock, JoiningAThreadThatWaitsForAMutexOneHoldsThrows) {
     gt::mutex m({.name = "m"});
     m.lock();
     gt::thread t({.name = "waiter"}, [&] { const std::lock_guard<gt::mutex> hold(m); });
-    gt::this_thread::sleep_for(1ms);  // t blocks on m
+    ASSERT_TRUE(wait_until_blocked_on("mutex", 1));  // t blocks on m (else t's lock would close the cycle)
     try {
         t.join();
         FAIL() << "no exception";
@@ -203,7 +204,7 @@ TEST(DeadlockDeathTest, GtDeadlockAbortAbortsWithTheCycleAndTheDump) {
             gt::mutex m({.name = "m"});
             m.lock();
             gt::thread t({.name = "waiter"}, [&] { const std::lock_guard<gt::mutex> hold(m); });
-            gt::this_thread::sleep_for(1ms);
+            static_cast<void>(wait_until_blocked_on("mutex", 1));  // else t's lock would close the cycle
             t.join();
         },
         "gt::thread::join: deadlock: thread [0-9]+ \"main\" would join thread [0-9]+ \"waiter\"(.|\n)*"
@@ -353,6 +354,7 @@ TEST(Deadlock, EveryThreadBlockedButATimedWaitPendingIsNoDeadlock) {
     gt::condition_variable cv;
     m.lock();
     gt::thread locker([&] { const std::lock_guard<gt::mutex> hold(m); });
+    ASSERT_TRUE(wait_until_blocked_on("mutex", 1));
     std::unique_lock<gt::mutex> lock(for_cv);
     EXPECT_EQ(cv.wait_for(lock, 5ms), std::cv_status::timeout);  // main and locker both BLOCKED meanwhile
     m.unlock();

@@ -62,7 +62,7 @@ TEST(CountingSemaphore, AReleaseHandsItsUnitsToTheWaitersInOrder) {
     ASSERT_TRUE(wait_until_blocked_on("semaphore", 4));
     sem.release(2);
     EXPECT_FALSE(sem.try_acquire()) << "both units belong to the woken waiters";
-    gt::this_thread::sleep_for(1ms);  // the two woken ones run
+    ASSERT_TRUE(poll_until([&] { return order.size() >= 2; }));  // the two woken ones run
     EXPECT_EQ(order, "ab");
     EXPECT_EQ(blocked_on("semaphore"), 2);
     sem.release(3);

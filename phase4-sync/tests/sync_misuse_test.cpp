@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "blocked_on.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -51,7 +53,7 @@ void destroy_mutex_while_waited() {
     auto m = std::make_unique<gt::mutex>(gt::mutex::attributes{.name = "doomed"});
     m->lock();
     gt::thread t({.name = "waiter"}, [&] { const std::lock_guard<gt::mutex> hold(*m); });
-    gt::this_thread::sleep_for(1ms);  // t blocks on it
+    if (!wait_until_blocked_on("mutex", 1)) return;  // t blocks on it (else no report: the test fails)
     m.reset();
 }
 
@@ -71,7 +73,7 @@ void destroy_condition_variable_while_waited() {
         std::unique_lock<gt::mutex> lock(m);
         cv->wait(lock);
     });
-    gt::this_thread::sleep_for(1ms);
+    if (!wait_until_blocked_on("condition variable", 1)) return;  // else no report: the test fails
     cv.reset();
 }
 
@@ -152,7 +154,7 @@ TEST(SyncMisuseDeathTest, AConditionVariableWaitWhoseRelockIsRefusedAborts) {
                 cv.wait(lock, [&] { return go; });
             });
             waiter_handle = &waiter;
-            gt::this_thread::sleep_for(1ms);  // the waiter waits
+            static_cast<void>(wait_until_blocked_on("condition variable", 1));  // the waiter waits
             gt::thread joiner([&] {
                 const std::lock_guard<gt::mutex> hold(m);
                 go = true;

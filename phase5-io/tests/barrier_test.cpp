@@ -149,7 +149,8 @@ TEST(Latch, WaitersBlockUntilTheCountReachesZero) {
     ASSERT_TRUE(wait_until_blocked_on("barrier", 8));
     done.count_down();
     done.count_down();
-    gt::this_thread::sleep_for(1ms);
+    EXPECT_EQ(blocked_on("barrier"), 8) << "a count_down before zero woke a waiter";
+    gt::this_thread::sleep_for(1ms);  // a waiter woken by mistake would run now
     EXPECT_EQ(released.load(), 0);
     EXPECT_FALSE(done.try_wait());
     done.count_down();

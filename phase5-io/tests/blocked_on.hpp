@@ -1,7 +1,8 @@
 // For tests that must know when their threads have blocked, on a machine
 // too busy to trust a sleep: counts the calling OS thread's BLOCKED threads
 // that wait for `reason` (as the dump names it: "shared mutex", "barrier",
-// "semaphore", "call_once", "channel", ...), and waits until there are `n`.
+// "semaphore", "call_once", "channel", ...), and waits until there are `n`
+// (or until any condition holds).
 #pragma once
 
 #include <gt/debug.hpp>
@@ -21,13 +22,20 @@ inline int blocked_on(const std::string& reason) {
     return n;
 }
 
-/// True once `n` threads block on `reason`; false after 20 s (a broken
-/// primitive), so that the test fails instead of hanging.
-inline bool wait_until_blocked_on(const std::string& reason, int n) {
+/// True once `condition()` holds, asked between short sleeps (the other
+/// threads run meanwhile); false after 20 s (a broken primitive), so that
+/// the test fails instead of hanging.
+template <class Condition>
+bool poll_until(Condition condition) {
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (blocked_on(reason) != n) {
+    while (!condition()) {
         if (std::chrono::steady_clock::now() > give_up) return false;
         gt::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     return true;
+}
+
+/// True once `n` threads block on `reason`; false after 20 s.
+inline bool wait_until_blocked_on(const std::string& reason, int n) {
+    return poll_until([&] { return blocked_on(reason) == n; });
 }

@@ -54,15 +54,16 @@ TEST(CallOnce, RunsOnceWithEightRacingThreadsAndEveryCallerSeesTheResult) {
 TEST(CallOnce, CallersBlockWhileAnotherThreadRunsTheFunction) {
     const preemption_for_test preemption(100us);
     gt::once_flag flag;
-    std::atomic<bool> release{false};
+    std::atomic<bool> running{false}, release{false};
     std::atomic<int> returned{0};
     gt::thread runner([&] {
         gt::call_once(flag, [&] {
+            running = true;
             while (!release.load()) gt::this_thread::sleep_for(200us);
         });
         ++returned;
     });
-    gt::this_thread::sleep_for(1ms);
+    ASSERT_TRUE(poll_until([&] { return running.load(); }));  // else a waiter would run the function
     std::vector<gt::thread> waiters;
     for (int i = 0; i < 3; ++i) {
         waiters.emplace_back([&] {
@@ -90,7 +91,7 @@ TEST(CallOnce, AnExceptionLetsTheNextCallerTry) {
         try {
             gt::call_once(flag, [&] {
                 ran += 'x';
-                gt::this_thread::sleep_for(2ms);  // the others arrive and block
+                if (!wait_until_blocked_on("call_once", 2)) ADD_FAILURE() << "the others never blocked";
                 throw std::runtime_error("first try fails");
             });
         } catch (const std::runtime_error&) {

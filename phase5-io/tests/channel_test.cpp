@@ -179,19 +179,32 @@ TEST(Channel, TimedAndTryVariantsGiveUpWithoutLosingAValue) {
 }
 
 // Why: a receiver that timed out is off the channel: the next value goes
-// to a receiver that still waits, not to the one that left.
+// to a receiver that still waits, not to the one that left. The scene
+// needs the quitter to time out while the stayer waits; a loaded machine
+// can hold the quitter off past its deadline before it blocks, so a round
+// in which the stayer was not yet waiting runs again with a ten times
+// longer deadline.
 TEST(Channel, AReceiverThatTimedOutIsNotHandedAValue) {
     const preemption_for_test preemption(0us);
-    gt::channel<int> ch(0);
-    std::optional<int> quitter = 7, stayer;
-    gt::thread a([&] { quitter = ch.receive_for(2ms); });
-    gt::thread b([&] { stayer = ch.receive(); });
-    a.join();  // timed out (cooperative: b has run, and blocks on the channel)
-    ASSERT_EQ(blocked_on("channel"), 1);
-    ch.send(5);
-    b.join();
-    EXPECT_FALSE(quitter.has_value());
-    EXPECT_EQ(stayer, std::optional<int>(5));
+    bool checked = false;
+    for (std::chrono::milliseconds window = 2ms; window <= 2000ms && !checked; window *= 10) {
+        gt::channel<int> ch(0);
+        std::optional<int> quitter = 7, stayer;
+        bool stayer_waited = false;
+        gt::thread a([&] {
+            quitter = ch.receive_for(window);
+            stayer_waited = blocked_on("channel") == 1;
+        });
+        gt::thread b([&] { stayer = ch.receive(); });
+        a.join();  // timed out (cooperative: b has run, and blocks on the channel)
+        ASSERT_EQ(blocked_on("channel"), 1);
+        ch.send(5);
+        b.join();
+        EXPECT_FALSE(quitter.has_value());
+        EXPECT_EQ(stayer, std::optional<int>(5));
+        checked = stayer_waited;
+    }
+    EXPECT_TRUE(checked) << "the stayer never waited before a 2 s deadline ended the quitter's wait";
 }
 
 namespace {
@@ -199,7 +212,7 @@ namespace {
 void destroy_a_channel_with_a_waiter() {
     auto ch = std::make_unique<gt::channel<int>>(0);
     gt::thread receiver([&] { ch->receive(); });
-    gt::this_thread::sleep_for(1ms);
+    if (!wait_until_blocked_on("channel", 1)) return;  // no report: the test fails
     ch.reset();
 }
 

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "blocked_on.hpp"
 #include "preemption_for_test.hpp"
 
 using namespace std::chrono_literals;
@@ -62,11 +63,12 @@ TEST(ConditionVariable, NotifyOneWakesExactlyOneWaiter) {
             ++woken;
         });
     }
-    gt::this_thread::sleep_for(1ms);  // every waiter waits
+    ASSERT_TRUE(wait_until_blocked_on("condition variable", 8));  // every waiter waits
     for (int i = 1; i <= 8; ++i) {
         cv.notify_one();
-        gt::this_thread::sleep_for(1ms);  // the woken one runs
+        ASSERT_TRUE(poll_until([&] { return woken >= i; })) << "notify " << i << " woke nobody";
         EXPECT_EQ(woken, i);
+        EXPECT_EQ(blocked_on("condition variable"), 8 - i) << "notify " << i << " woke more than one";
     }
     for (auto& t : waiters) t.join();
     EXPECT_EQ(woken, 8);

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "blocked_on.hpp"
 #include "preemption_for_test.hpp"
 
 using namespace std::chrono_literals;
@@ -122,9 +123,10 @@ TEST(Mutex, UnlockWakesTheHighestPriorityWaiterFirstThenInArrivalOrder) {
             order += static_cast<char>('a' + i);
         });
     }
-    // Main (priority 16) sleeps: the waiters run, highest first, and each
-    // blocks on the mutex.
-    gt::this_thread::sleep_for(1ms);
+    // Main (priority 16) sleeps until all five have blocked on the mutex
+    // (they run highest first); an unlock before that would let the late
+    // ones take the free mutex in ready-queue order, not the queue's.
+    ASSERT_TRUE(wait_until_blocked_on("mutex", 5));
     m.unlock();
     for (auto& t : waiters) t.join();
     EXPECT_EQ(order, "bdeac");

@@ -135,27 +135,39 @@ TEST(PriorityInheritance, PriorityFollowsAChainOfThreeMutexesAndDropsBackAtEachU
 
 // Why: a waiter that gives up (a timed lock) must take its priority away
 // with it, or the owner would run above its due for as long as it holds on.
+// The owner's priority is read while the waiter waits, which needs main to
+// read it before the waiter's deadline; a loaded machine can hold main off
+// longer than any fixed wait, so a round that read it late runs again with
+// a ten times longer one.
 TEST(PriorityInheritance, AWaiterThatTimesOutTakesItsPriorityBack) {
     const preemption_for_test preemption(0us);
-    gt::timed_mutex m({.name = "m"});
-    std::atomic<bool> holds{false}, release{false};
-    int during = -1, after_timeout = -1;
-    gt::thread owner({.priority = 5, .name = "owner"}, [&] {
-        const std::lock_guard<gt::timed_mutex> hold(m);
-        holds = true;
-        sleep_until_set(release);
-        after_timeout = gt::debug::this_thread_effective_priority();
-    });
-    sleep_until_set(holds);
-    bool got = true;
-    gt::thread waiter({.priority = 28, .name = "waiter"}, [&] { got = m.try_lock_for(3ms); });
-    during = gt::debug::effective_priority(owner);
-    waiter.join();
-    release = true;
-    owner.join();
-    EXPECT_FALSE(got);
-    EXPECT_EQ(during, 28);
-    EXPECT_EQ(after_timeout, 5);
+    bool checked = false;
+    for (std::chrono::milliseconds window = 3ms; window <= 3000ms && !checked; window *= 10) {
+        gt::timed_mutex m({.name = "m"});
+        std::atomic<bool> holds{false}, release{false};
+        int during = -1, after_timeout = -1;
+        gt::thread owner({.priority = 5, .name = "owner"}, [&] {
+            const std::lock_guard<gt::timed_mutex> hold(m);
+            holds = true;
+            sleep_until_set(release);
+            after_timeout = gt::debug::this_thread_effective_priority();
+        });
+        sleep_until_set(holds);
+        bool got = true;
+        const auto start = std::chrono::steady_clock::now();  // before the waiter's deadline is set
+        gt::thread waiter({.priority = 28, .name = "waiter"}, [&] { got = m.try_lock_for(window); });
+        during = gt::debug::effective_priority(owner);
+        checked = std::chrono::steady_clock::now() < start + window;  // read while the waiter waited
+        waiter.join();
+        release = true;
+        owner.join();
+        EXPECT_FALSE(got);
+        if (checked) {
+            EXPECT_EQ(during, 28);
+        }
+        EXPECT_EQ(after_timeout, 5);
+    }
+    EXPECT_TRUE(checked) << "main never read the owner's priority before a 3 s deadline";
 }
 
 // Why: set_priority changes the base; a thread that inherits more keeps
