@@ -7,7 +7,8 @@ One row per green thread (and one for the OS thread's idle time); a bar
 for every stretch a thread held the CPU ("run" events), coloured by the
 thread's priority, with a tick at its end coloured by how it ended (time
 slice used, yield, outranked by a higher priority, blocked); markers for
-create, block, wake, priority change and finish. Below, the same stretches
+create, block, wake, priority change and finish (a block on a descriptor
+and the wake that ends it with markers of their own). Below, the same stretches
 in order (the first 60), labelled. Uses matplotlib (Debian: python3-matplotlib), so run it with the
 system Python, /usr/bin/python3.
 """
@@ -27,6 +28,22 @@ MARKERS = {  # instant event -> (marker, colour, label)
     "priority": ("D", "#CC79A7", "priority change"),
     "finish": ("x", "#000000", "finish"),
 }
+# A block on a descriptor (the wait reason "readable" or "writable", with
+# "fd") and the wake that ends it, drawn apart from waits for a thread, a
+# lock or a sleep.
+IO_MARKERS = {
+    "block": ("v", "#E69F00", "block on a descriptor"),
+    "wake": ("P", "#56B4E9", "descriptor ready"),
+}
+IO_WAITS = ("readable", "writable")
+
+
+def marker_for(e):
+    """(marker, colour, label) of an instant event, or None."""
+    args = e.get("args", {})
+    if args.get("waiting for", args.get("waited for")) in IO_WAITS and e["name"] in IO_MARKERS:
+        return IO_MARKERS[e["name"]]
+    return MARKERS.get(e["name"])
 
 ENDINGS = {  # "ended by" of a run -> (colour, label); others: blocked
     "time slice": ("#0072B2", "ended: time slice used (timer)"),
@@ -90,9 +107,9 @@ def main():
                 linewidth=1.6, label=label if label not in seen else None)
         seen.add(label)
     for e in events:
-        if e.get("ph") != "i" or e["name"] not in MARKERS:
+        if e.get("ph") != "i" or marker_for(e) is None:
             continue
-        marker, colour, label = MARKERS[e["name"]]
+        marker, colour, label = marker_for(e)
         ax.plot(e["ts"] / 1000.0, row[e["tid"]] + 0.42, marker=marker, color=colour, markersize=5, linestyle="",
                 label=label if label not in seen else None)
         seen.add(label)

@@ -256,6 +256,10 @@ const char* to_string(not_preemptible reason) noexcept {
     return "?";
 }
 
+bool blocks_more_than_normal(const sigset_t& mask) noexcept {
+    return (low_word(mask) & ~normal_mask & ~sigalrm_bit) != 0;
+}
+
 void signal_mask_changing() noexcept {
     mask_changing = 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);

@@ -99,6 +99,14 @@ void signal_mask_changed(int how, const sigset_t* set, const sigset_t* before) n
 void unblock_timer_signal() noexcept;
 void block_timer_signal() noexcept;
 
+/// True if `mask` blocks a signal, SIGALRM aside, that the calling OS
+/// thread's threads normally run with unblocked (the mask the program last
+/// set with pthread_sigmask or sigprocmask): the mask of a handler of one
+/// of the program's signals. The safe-point rule's test (why_not_safe), for
+/// the interposed calls that park only when not in such a handler.
+/// Async-signal-safe.
+bool blocks_more_than_normal(const sigset_t& mask) noexcept;
+
 /// True if the calling OS thread's ticker is ticking: then the runtime owns
 /// SIGALRM, and the program's pthread_sigmask/sigprocmask leave it
 /// unblocked (syscalls.cpp). Async-signal-safe.

@@ -4,11 +4,18 @@
 // signal, so for the common ones gt defines functions of the same names.
 // Symbols the program defines come before libc's (symbol interposition,
 // as in the sanitizers' interceptors), so calls from the program and from
-// libstdc++ (std::this_thread::sleep_for calls nanosleep) land here. Each
-// blocks SIGALRM for the duration of the real call (the OS thread is
-// blocked in the kernel anyway, so nothing else could run on it) and then
-// calls libc's function, found with dlsym(RTLD_NEXT). A tick that fell due
-// meanwhile is delivered when the call returns.
+// libstdc++ (std::this_thread::sleep_for calls nanosleep) land here.
+//
+// Called from a green thread of an OS thread that has a scheduler, the
+// waits park only that green thread (parked_calls.cpp): a sleep sleeps on
+// the scheduler's timer heap, a wait for descriptors waits in its poller,
+// and the other green threads run meanwhile. Otherwise (an OS thread
+// without a scheduler, a signal handler, a ppoll/pselect/epoll_pwait whose
+// mask unblocks a signal the program waits for, pause, sigsuspend, a zero
+// timeout), each blocks SIGALRM for the duration of the real call (the OS
+// thread is blocked in the kernel anyway, so nothing else could run on it)
+// and then calls libc's function, found with dlsym(RTLD_NEXT). A tick that
+// fell due meanwhile is delivered when the call returns.
 //
 // libc's functions are found once, by resolve_real_functions(), which the
 // ticker calls before it makes the process's first timer: a wrapper never
@@ -35,9 +42,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 
+#include "parked_calls.hpp"
 #include "preempt.hpp"
+#include "scheduler.hpp"
 
 namespace {
 
@@ -159,15 +170,67 @@ int real_pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
 }  // namespace gt::detail::syscalls
 
 using gt::detail::preempt::hold_ticks;
+namespace parked = gt::detail::parked;
+
+namespace {
+
+constexpr std::int64_t ns_per_ms = 1'000'000;
+
+// A poll-style timeout in ms (negative: none) as a deadline.
+std::int64_t deadline_in_ms(int timeout_ms) noexcept {
+    if (timeout_ms < 0) return parked::no_deadline;
+    const timespec d{timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * ns_per_ms};
+    return parked::deadline_after(d);
+}
+
+// True if `t` (nullptr: no timeout) is a wait worth parking for; a zero or
+// invalid timeout goes straight to the C library.
+bool worth_parking(const timespec* t) noexcept { return t == nullptr || parked::positive(t); }
+
+}  // namespace
 
 extern "C" {
 
+// The sleeps park on the scheduler's timer heap. They return 0 after the
+// whole duration and write no remaining time: the kernel writes it only
+// when a signal handler cut the sleep short, and a parked sleep is never
+// cut short (the program's handlers run on whichever thread the signal
+// interrupts; see the walkthrough).
 int nanosleep(const timespec* duration, timespec* remaining) {
+    if (parked::positive(duration)) {
+        if (auto* s = parked::scheduler_for()) {
+            parked::sleep_until(*s, parked::deadline_after(*duration));
+            return 0;
+        }
+    }
     const hold_ticks hold;
     return real_nanosleep.get()(duration, remaining);
 }
 
+// CLOCK_MONOTONIC and CLOCK_REALTIME, relative or absolute. An absolute
+// CLOCK_REALTIME time is turned into a CLOCK_MONOTONIC deadline when the
+// call is made: a later change of the wall clock (clock_settime, a leap)
+// does not move it, where the kernel's sleep would follow the clock.
 int clock_nanosleep(clockid_t clock, int flags, const timespec* time, timespec* remaining) {
+    const bool absolute = flags == TIMER_ABSTIME;
+    if ((clock == CLOCK_MONOTONIC || clock == CLOCK_REALTIME) && (flags == 0 || absolute) &&
+        parked::positive(time)) {
+        if (auto* s = parked::scheduler_for()) {
+            std::int64_t deadline = 0;
+            if (!absolute) {
+                deadline = parked::deadline_after(*time);
+            } else {
+                timespec now;
+                ::clock_gettime(clock, &now);  // the wall clock first: the deadline errs late, never early
+                std::int64_t left = (std::int64_t{time->tv_sec} - now.tv_sec) * 1'000'000'000 +
+                                    (time->tv_nsec - now.tv_nsec);
+                if (left <= 0) return 0;
+                deadline = parked::deadline_after({static_cast<time_t>(left / 1'000'000'000), left % 1'000'000'000});
+            }
+            parked::sleep_until(*s, deadline);
+            return 0;
+        }
+    }
     const hold_ticks hold;
     return real_clock_nanosleep_.get()(clock, flags, time, remaining);
 }
@@ -175,50 +238,124 @@ int clock_nanosleep(clockid_t clock, int flags, const timespec* time, timespec* 
 // glibc's sleep and usleep call nanosleep inside libc, not through the
 // symbol table, so they need their own wrappers.
 unsigned int sleep(unsigned int seconds) {
+    if (seconds != 0) {
+        if (auto* s = parked::scheduler_for()) {
+            parked::sleep_until(*s, parked::deadline_after({static_cast<time_t>(seconds), 0}));
+            return 0;  // no seconds left
+        }
+    }
     const hold_ticks hold;
     return real_sleep.get()(seconds);
 }
 
 int usleep(useconds_t microseconds) {
+    if (microseconds != 0) {
+        if (auto* s = parked::scheduler_for()) {
+            const timespec d{static_cast<time_t>(microseconds / 1'000'000),
+                             static_cast<long>(microseconds % 1'000'000) * 1000};
+            parked::sleep_until(*s, parked::deadline_after(d));
+            return 0;
+        }
+    }
     const hold_ticks hold;
     return real_usleep.get()(microseconds);
 }
 
+// The waits for descriptors park in the scheduler's poller and return what
+// the real call returns with a zero timeout once a descriptor is ready, or
+// at the deadline (parked_calls.hpp). A zero timeout goes straight to the
+// C library.
 int poll(pollfd* fds, nfds_t count, int timeout_ms) {
+    if (timeout_ms != 0) {
+        if (auto* s = parked::scheduler_for()) {
+            return parked::poll(*s, fds, count, deadline_in_ms(timeout_ms), nullptr, real_ppoll.get());
+        }
+    }
     const hold_ticks hold;
     return real_poll.get()(fds, count, timeout_ms);
 }
 
+// With a mask that unblocks a signal the thread has blocked, ppoll is the
+// program's race-free wait for that signal: it waits in the kernel, as
+// before, since a parked thread cannot take the mask along.
 int ppoll(pollfd* fds, nfds_t count, const timespec* timeout, const sigset_t* mask) {
+    if (worth_parking(timeout)) {
+        if (auto* s = parked::scheduler_for(mask)) {
+            const std::int64_t deadline = timeout == nullptr ? parked::no_deadline : parked::deadline_after(*timeout);
+            return parked::poll(*s, fds, count, deadline, mask, real_ppoll.get());
+        }
+    }
     const hold_ticks hold;
     sigset_t copy;
     return real_ppoll.get()(fds, count, timeout, with_ticks_held(mask, copy, hold));
 }
 
+// Linux's select writes the time left into `timeout`; so does the parked
+// one (0 when it timed out).
 int select(int count, fd_set* readable, fd_set* writable, fd_set* exceptional, timeval* timeout) {
+    timespec limit{};
+    const bool valid = timeout == nullptr || (timeout->tv_sec >= 0 && timeout->tv_usec >= 0);
+    if (timeout != nullptr && valid) {
+        limit = {static_cast<time_t>(timeout->tv_sec + timeout->tv_usec / 1'000'000),
+                 static_cast<long>(timeout->tv_usec % 1'000'000) * 1000};
+    }
+    if (valid && worth_parking(timeout == nullptr ? nullptr : &limit)) {
+        if (auto* s = parked::scheduler_for()) {
+            const std::int64_t deadline = timeout == nullptr ? parked::no_deadline : parked::deadline_after(limit);
+            const int result = parked::select(*s, count, readable, writable, exceptional, deadline, nullptr,
+                                              real_pselect.get());
+            if (timeout != nullptr) {
+                const std::int64_t left = std::max<std::int64_t>(0, deadline - gt::detail::monotonic_now_ns());
+                timeout->tv_sec = static_cast<time_t>(left / 1'000'000'000);
+                timeout->tv_usec = static_cast<suseconds_t>(left % 1'000'000'000 / 1000);
+            }
+            return result;
+        }
+    }
     const hold_ticks hold;
     return real_select.get()(count, readable, writable, exceptional, timeout);
 }
 
 int pselect(int count, fd_set* readable, fd_set* writable, fd_set* exceptional, const timespec* timeout,
             const sigset_t* mask) {
+    if (worth_parking(timeout)) {
+        if (auto* s = parked::scheduler_for(mask)) {
+            const std::int64_t deadline = timeout == nullptr ? parked::no_deadline : parked::deadline_after(*timeout);
+            return parked::select(*s, count, readable, writable, exceptional, deadline, mask, real_pselect.get());
+        }
+    }
     const hold_ticks hold;
     sigset_t copy;
     return real_pselect.get()(count, readable, writable, exceptional, timeout, with_ticks_held(mask, copy, hold));
 }
 
 int epoll_wait(int epoll, epoll_event* events, int capacity, int timeout_ms) {
+    if (timeout_ms != 0) {
+        if (auto* s = parked::scheduler_for()) {
+            return parked::epoll_wait(*s, epoll, events, capacity, deadline_in_ms(timeout_ms), nullptr,
+                                      real_epoll_pwait.get());
+        }
+    }
     const hold_ticks hold;
     return real_epoll_wait.get()(epoll, events, capacity, timeout_ms);
 }
 
 int epoll_pwait(int epoll, epoll_event* events, int capacity, int timeout_ms, const sigset_t* mask) {
+    if (timeout_ms != 0) {
+        if (auto* s = parked::scheduler_for(mask)) {
+            return parked::epoll_wait(*s, epoll, events, capacity, deadline_in_ms(timeout_ms), mask,
+                                      real_epoll_pwait.get());
+        }
+    }
     const hold_ticks hold;
     sigset_t copy;
     return real_epoll_pwait.get()(epoll, events, capacity, timeout_ms, with_ticks_held(mask, copy, hold));
 }
 
 // pause and sigsuspend wait for a signal: a tick must not count as one.
+// They keep the OS thread: the signal they wait for is delivered to the OS
+// thread, and its handler runs on whichever green thread runs then; a
+// parked thread would not learn that it ran.
 int pause() {
     const hold_ticks hold;
     return real_pause.get()();

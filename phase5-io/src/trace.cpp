@@ -91,6 +91,12 @@ void restart_in_child() {
 }
 
 // Trace timestamps are microseconds (fractions allowed).
+// A thread BLOCKED on a descriptor (gt::io, and the interposed poll,
+// select and epoll_wait, which wait on an epoll descriptor).
+bool waits_on_descriptor(const control_block& t) noexcept {
+    return (t.waiting_for == wait_reason::readable || t.waiting_for == wait_reason::writable) && t.waiting_fd >= 0;
+}
+
 double micros(std::int64_t ns) { return static_cast<double>(ns - the_writer().origin_ns) / 1000.0; }
 
 void instant(const control_block& t, const char* name, nlohmann::json args = nlohmann::json::object()) {
@@ -170,7 +176,10 @@ void blocked(const control_block& t) noexcept {
     if (!enabled) return;
     try {
         nlohmann::json args{{"waiting for", to_string(t.waiting_for)}};
-        if (t.waiting_on != nullptr) {
+        if (waits_on_descriptor(t)) {
+            args["fd"] = t.waiting_fd;  // the wait queue's address would say nothing
+            args["object"] = "descriptor " + std::to_string(t.waiting_fd);
+        } else if (t.waiting_on != nullptr) {
             args["object"] = object_text(*t.waiting_on);
             if (const control_block* owner = owner_of(*t.waiting_on)) args["owner"] = describe(*owner);
         } else if (t.joining != nullptr) {
@@ -185,6 +194,7 @@ void woken(const control_block& t) noexcept {
     if (!enabled) return;
     try {
         nlohmann::json args{{"waited for", to_string(t.waiting_for)}};
+        if (waits_on_descriptor(t)) args["fd"] = t.waiting_fd;
         if (t.waiting_for != wait_reason::join && t.waiting_for != wait_reason::sleep) {
             args["woken by"] = to_string(t.woke_by);  // notified, handoff or timeout
         }

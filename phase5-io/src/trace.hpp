@@ -31,10 +31,13 @@ void named(const control_block& t) noexcept;
 /// "finished"); and the thread's switches, preemptions and CPU time so far.
 void ran(const control_block& t, std::int64_t from_ns, std::int64_t to_ns) noexcept;
 /// `t` became BLOCKED (its waiting_for says why), with the object it
-/// waits on (a mutex by name or address, with its owner; a joined thread).
+/// waits on (a mutex by name or address, with its owner; a joined thread;
+/// "descriptor N", and "fd": N, when it waits for one to become readable
+/// or writable).
 void blocked(const control_block& t) noexcept;
-/// `t` became READY after being BLOCKED: what it waited for and, for a
-/// wait queue, what woke it (notified, handoff, timeout).
+/// `t` became READY after being BLOCKED: what it waited for (with "fd"
+/// for a descriptor) and, for a wait queue, what woke it (notified,
+/// handoff, timeout).
 void woken(const control_block& t) noexcept;
 /// `t` finished.
 void finished(const control_block& t) noexcept;

@@ -3,8 +3,10 @@
 // make the call fail with EINTR, return early, or change errno: read(2)
 // and write(2) are restarted (SA_RESTART); the calls that signal(7) says
 // are never restarted (nanosleep, poll, select, epoll_wait, ...) are
-// wrapped by src/syscalls.cpp with SIGALRM blocked, and the tick that fell
-// due meanwhile is delivered afterwards. Also: errno belongs to the green
+// wrapped by src/syscalls.cpp: on a green thread they park only that
+// thread (syscalls_park_test.cpp checks that the others run meanwhile),
+// elsewhere they hold SIGALRM and the tick that fell due meanwhile is
+// delivered afterwards; either way no tick ends them. Also: errno belongs to the green
 // thread across preemption, a fork(2) child is preempted too, and invalid
 // GT_TIME_SLICE_US / GT_STALL_REPORT_MS values are reported and replaced.
 //
