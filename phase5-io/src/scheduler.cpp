@@ -198,9 +198,13 @@ void scheduler::wake_expired_timers(std::int64_t now) noexcept {
 
 void scheduler::wake_due() noexcept {
     if (!timers_.empty()) wake_expired_timers(monotonic_now_ns());
-    if (poll_due_ != 0) {
+    // Readiness: when a tick asked for it, and, for the threads that never
+    // let the OS thread idle and run without ticks (preemption off), at
+    // every poll_every-th decision.
+    if (poller_.waiters() != 0 && (poll_due_ != 0 || ++decisions_since_poll_ >= poll_every)) {
         poll_due_ = 0;
-        if (poller_.waiters() != 0) poller_.poll(*this, 0, nullptr);
+        decisions_since_poll_ = 0;
+        poller_.poll(*this, 0, nullptr);
     }
 }
 

@@ -322,9 +322,11 @@ private:
     void wake_expired_timers(std::int64_t now) noexcept;
 
     /// What every scheduling decision looks at before the run queues:
-    /// deadlines that have passed, and, when a tick has asked for it since
-    /// the last poll (poll_due_), descriptors that became ready. So timers
-    /// fire and readers wake on time even when threads are always READY.
+    /// deadlines that have passed, and, while threads wait on descriptors,
+    /// descriptors that became ready: when a tick has asked for it since
+    /// the last poll (poll_due_), or at every poll_every-th decision (for
+    /// threads that only yield, with no ticks). So timers fire and readers
+    /// wake on time even when threads are always READY.
     void wake_due() noexcept;
 
     /// Puts the BLOCKED running thread, whose wake_time is set, in the
@@ -391,6 +393,8 @@ private:
     priority_run_queues run_queues_;
     timer_heap timers_;                  // sleepers, timed waiters and gt::timers, by deadline
     detail::poller poller_;
+    static constexpr int poll_every = 64;  // decisions between polls while nothing else asks (wake_due)
+    int decisions_since_poll_ = 0;
     idle_hook idle_hook_ = nullptr;      // gt::on_idle's (timer.cpp); nullptr until the first one
     std::uint64_t idle_sleeps_ = 0;      // calls of idle()
     control_block main_;                 // the adopted OS-thread flow

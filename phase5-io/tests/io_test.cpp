@@ -18,6 +18,7 @@
 #include "gt/debug.hpp"
 #include "gt/io.hpp"
 #include "gt/thread.hpp"
+#include "cooperative.hpp"
 #include "io_helpers.hpp"
 
 using namespace std::chrono_literals;
@@ -259,4 +260,28 @@ TEST(Io, BothPacketsOfAPacketPipeAreRead) {
     EXPECT_EQ(std::string(buffer, 3), "two");
     gt::io::close(fds[0]);
     gt::io::close(fds[1]);
+}
+
+// Why: with preemption off there are no ticks to ask for a poll, and a
+// thread that only yields never lets the OS thread idle in the poller: a
+// reader would never learn that its pipe became readable (found in review).
+// Every poll_every-th scheduling decision polls while threads wait.
+TEST(Io, AReaderWakesAmongThreadsThatOnlyYieldWithoutTicks) {
+    const cooperative_scheduling cooperative;
+    pipe_pair p;
+    bool got = false;
+    gt::thread reader([&] {
+        char c;
+        got = gt::io::read(p.r, &c, 1) == 1;
+    });
+    gt::this_thread::yield();  // it blocks on the pipe
+    ASSERT_EQ(::write(p.w, "x", 1), 1);  // not through gt: nothing but the poller can tell it
+    int yields = 0;
+    while (!got && yields < 100'000) {
+        gt::this_thread::yield();
+        ++yields;
+    }
+    EXPECT_TRUE(got) << "the reader never woke in " << yields << " yields";
+    EXPECT_LE(yields, 1000);
+    reader.join();
 }
