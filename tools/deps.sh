@@ -14,7 +14,8 @@ set -euo pipefail
 need=${1:-all}
 build=(g++ make python3 coreutils nlohmann-json3-dev)
 test=("${build[@]}" libgtest-dev graphviz fonts-dejavu-core gdb)
-bench=("${build[@]}" libbenchmark-dev libboost-context-dev libboost-fiber-dev)
+# wrk, libuv1-dev, nginx-light: the HTTP benchmark of phase 5 (its client and two peers).
+bench=("${build[@]}" libbenchmark-dev libboost-context-dev libboost-fiber-dev wrk libuv1-dev nginx-light)
 docs=(doxygen graphviz fonts-dejavu-core)
 trace=("${build[@]}" python3-matplotlib)
 clang=("${test[@]}" clang)
