@@ -9,13 +9,23 @@
 // (sched_setaffinity in the child before exec, which is what taskset does),
 // at 100, 1,000 and 10,000 connections. wrk saturates its own core near the
 // servers' rate, so requests per second says more about wrk than about the
-// server; the fair figure is the server's CPU time per request: the
-// server's utime + stime (/proc/PID/stat, summed over its process tree, so
-// nginx's worker counts) before and after the run, divided by the requests
-// wrk completed. Also p50/p99 latency (wrk --latency), socket errors, and
-// the resident memory each idle keep-alive connection costs the server
+// server; the fair figure is the server's CPU time per request, in two
+// versions:
+//   - steady state (the ratio table's): while every connection is open and
+//     busy, the server's CPU time (/proc/PID/task/*/schedstat, ns, summed
+//     over its process tree, so nginx's worker counts) over the requests it
+//     answered meanwhile (the bytes it wrote, /proc/PID/io wchar, over the
+//     size of one answer). Sampled every 100 ms from the moment all
+//     connections are open until 0.2 s before wrk stops, so it leaves out
+//     wrk connecting and closing 10,000 connections (about 7 us of server
+//     CPU each, accept and close), which would otherwise count as requests'.
+//   - whole run: utime + stime (/proc/PID/stat) from before wrk starts to
+//     after it exits, over the requests wrk counted.
+// Also requests per second, p50/p99 latency (wrk --latency), socket errors,
+// and the resident memory each idle keep-alive connection costs the server
 // (VmRSS with K idle connections open, each after one request, minus VmRSS
-// with one).
+// with one). The machine is shared and noisy: each configuration runs
+// three times, the three servers taking turns, and the tables show medians.
 //
 // The run ends with our own table and the ratio table of the issue's
 // targets: CPU per request at c1000 at most 1.0x libuv's and at most 0.85x
@@ -25,8 +35,10 @@
 // Each run is one Google Benchmark "iteration" with manual time (the wrk
 // duration), so --benchmark_filter=gt, --benchmark_out and the ratio table
 // of bench_report.hpp work as in the other benchmark programs.
-// --benchmark_min_time below 0.5 (CI's smoke run passes 0.01) shortens each
-// wrk run from 5 s to 1 s and the idle connections from 2,000 to 500.
+// --benchmark_min_time below 0.5 (CI's smoke run passes 0.01) makes it one
+// round of 2 s runs, measured over the whole run only (a smoke test: wrk
+// may need most of a second to open 10,000 connections on a busy machine),
+// and 500 idle connections, instead of three rounds of 3 s and 2,000.
 //
 // A peer whose Debian package is missing is skipped with one line saying
 // what to install (tools/deps.sh bench installs them: wrk, libuv1-dev,
@@ -45,6 +57,7 @@
 #include <benchmark/benchmark.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,6 +71,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -82,7 +96,9 @@ using namespace std::chrono_literals;
 // ---- settings ---------------------------------------------------------------------
 
 struct settings {
-    int seconds = 5;            // per wrk run
+    int seconds = 3;            // per wrk run
+    int rounds = 3;             // runs of each configuration
+    bool steady_state = true;   // sample the server during the runs
     int idle_connections = 2000;
     rlim_t fd_limit = 0;        // RLIMIT_NOFILE after raising it
     std::string dir;            // the folder of this program (build/bench)
@@ -148,38 +164,39 @@ int connect_to(int port) {
 }
 
 /// Sends one keep-alive GET on `s` and reads until a whole 200 answer with
-/// its 13-byte body is in; false on anything else.
-bool one_request(int s) {
+/// its 13-byte body is in; returns its size in bytes, 0 on anything else.
+std::size_t one_request(int s) {
     static const char request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     if (::send(s, request, sizeof request - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof request - 1)) {
-        return false;
+        return 0;
     }
     std::string got;
     char buf[1024];
     for (;;) {
         const ssize_t n = ::recv(s, buf, sizeof buf, 0);
-        if (n <= 0) return false;
+        if (n <= 0) return 0;
         got.append(buf, static_cast<std::size_t>(n));
         const std::size_t end = got.find("\r\n\r\n");
         if (end != std::string::npos && got.size() >= end + 4 + 13) {
-            return got.compare(0, 12, "HTTP/1.1 200") == 0;
+            return got.compare(0, 12, "HTTP/1.1 200") == 0 ? got.size() : 0;
         }
     }
 }
 
-/// True once 127.0.0.1:port answers a request (polls up to 5 s).
-bool wait_until_serving(int port, pid_t pid) {
+/// The size of an answer once 127.0.0.1:port answers a request (polls up
+/// to 5 s); 0 if it does not.
+std::size_t wait_until_serving(int port, pid_t pid) {
     for (int i = 0; i < 500; ++i) {
-        if (::waitpid(pid, nullptr, WNOHANG) == pid) return false;  // it exited
+        if (::waitpid(pid, nullptr, WNOHANG) == pid) return 0;  // it exited
         const int s = connect_to(port);
         if (s >= 0) {
-            const bool ok = one_request(s);
+            const std::size_t size = one_request(s);
             ::close(s);
-            return ok;
+            return size;
         }
         std::this_thread::sleep_for(10ms);
     }
-    return false;
+    return 0;
 }
 
 // ---- processes ------------------------------------------------------------------
@@ -264,6 +281,53 @@ double rss_kib(pid_t root) {
     return total;
 }
 
+/// CPU time of the process tree of `pid` in ns, from the scheduler's own
+/// accounting (/proc/PID/task/TID/schedstat, first field), which unlike
+/// /proc/PID/stat is not rounded to clock ticks.
+double cpu_ns_exact(pid_t root) {
+    double total = 0;
+    for (pid_t pid : process_tree(root)) {
+        const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+        std::ifstream list;
+        // The threads: the runtime's servers have one, but count any.
+        if (DIR* d = ::opendir(tasks.c_str())) {
+            while (dirent* e = ::readdir(d)) {
+                if (e->d_name[0] == '.') continue;
+                std::ifstream f(tasks + "/" + e->d_name + "/schedstat");
+                double ns = 0;
+                if (f >> ns) total += ns;
+            }
+            ::closedir(d);
+        }
+    }
+    return total;
+}
+
+/// Bytes the process tree of `pid` has written with write(2) and friends,
+/// sockets included (/proc/PID/io, wchar).
+double bytes_written(pid_t root) {
+    double total = 0;
+    for (pid_t pid : process_tree(root)) {
+        std::ifstream f("/proc/" + std::to_string(pid) + "/io");
+        for (std::string line; std::getline(f, line);) {
+            if (line.rfind("wchar:", 0) == 0) total += std::strtod(line.c_str() + 6, nullptr);
+        }
+    }
+    return total;
+}
+
+/// Open descriptors of the process tree of `pid`.
+long open_descriptors(pid_t root) {
+    long n = 0;
+    for (pid_t pid : process_tree(root)) {
+        if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+            while (::readdir(d) != nullptr) ++n;
+            ::closedir(d);
+        }
+    }
+    return n;
+}
+
 // ---- the servers ----------------------------------------------------------------
 
 struct server_kind {
@@ -323,7 +387,8 @@ public:
     running_server(const server_kind& kind, std::string& error) : port_(free_port()) {
         log_ = config.servers_dir + "/" + kind.name + ".log";
         pid_ = spawn(kind.command(kind.binary, port_), server_cpu, log_);
-        if (!wait_until_serving(port_, pid_)) {
+        answer_bytes_ = wait_until_serving(port_, pid_);
+        if (answer_bytes_ == 0) {
             error = kind.name + " did not start serving on 127.0.0.1:" + std::to_string(port_) + " (see " + log_ + ")";
             stop(pid_);
             pid_ = -1;
@@ -337,9 +402,12 @@ public:
     bool ok() const { return pid_ > 0; }
     pid_t pid() const { return pid_; }
     int port() const { return port_; }
+    /// The size of one answer, headers included.
+    std::size_t answer_bytes() const { return answer_bytes_; }
 
 private:
     int port_;
+    std::size_t answer_bytes_ = 0;
     pid_t pid_ = -1;
     std::string log_;
 };
@@ -354,6 +422,9 @@ struct wrk_result {
     long non_2xx = 0;
     std::string errors_line;  // wrk's own line, when it printed one
     std::string output;
+    // The steady state, from the server's side (see the top of the file):
+    // CPU ns and bytes written over the window; 0 when there was none.
+    double window_cpu_ns = 0, window_bytes = 0;
 };
 
 /// "302.00us", "1.23ms", "2.00s" in microseconds.
@@ -365,7 +436,9 @@ double to_us(const std::string& v) {
     return x;
 }
 
-std::optional<wrk_result> run_wrk(int port, int connections, std::string& error) {
+/// Runs wrk against 127.0.0.1:port while sampling the server `server`
+/// every 100 ms for the steady-state window.
+std::optional<wrk_result> run_wrk(int port, int connections, pid_t server, std::string& error) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
         error = "pipe: " + std::string(std::strerror(errno));
@@ -379,9 +452,31 @@ std::optional<wrk_result> run_wrk(int port, int connections, std::string& error)
                                            "5s",
                                            "--latency",
                                            "http://127.0.0.1:" + std::to_string(port) + "/"};
+    const auto start = std::chrono::steady_clock::now();
     const pid_t pid = spawn(argv, client_cpu, "", fds[1]);
     ::close(fds[1]);
     wrk_result r;
+    // The window: from the first sample with every connection open (the
+    // server holds one descriptor for each) to the last sample 0.2 s before
+    // wrk's end. Counting descriptors stops once they are all there.
+    const auto last = start + std::chrono::seconds(config.seconds) - 200ms;
+    bool all_open = false;
+    double cpu0 = 0, bytes0 = 0, cpu1 = 0, bytes1 = 0;
+    for (auto t = start + 100ms; config.steady_state && t <= last; t += 100ms) {
+        std::this_thread::sleep_until(t);
+        if (!all_open) {
+            all_open = open_descriptors(server) >= connections;
+            if (all_open) {
+                cpu0 = cpu1 = cpu_ns_exact(server);
+                bytes0 = bytes1 = bytes_written(server);
+            }
+            continue;
+        }
+        cpu1 = cpu_ns_exact(server);
+        bytes1 = bytes_written(server);
+    }
+    r.window_cpu_ns = cpu1 - cpu0;
+    r.window_bytes = bytes1 - bytes0;
     char buf[4096];
     for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) r.output.append(buf, static_cast<std::size_t>(n));
     ::close(fds[0]);
@@ -425,7 +520,7 @@ std::optional<wrk_result> run_wrk(int port, int connections, std::string& error)
 struct row {
     std::string server;
     int connections = 0;
-    double requests_per_s = 0, ns_per_request = 0, p50_us = 0, p99_us = 0;
+    double requests_per_s = 0, ns_per_request = 0, ns_per_request_whole = 0, p50_us = 0, p99_us = 0;
     long errors = 0;
     std::string note;
 };
@@ -443,21 +538,27 @@ void BM_http(benchmark::State& state, const server_kind* kind, int connections) 
             break;
         }
         const double cpu_before = cpu_ns(server.pid());
-        const auto r = run_wrk(server.port(), connections, error);
+        const auto r = run_wrk(server.port(), connections, server.pid(), error);
         const double cpu_after = cpu_ns(server.pid());
         if (!r) {
             state.SkipWithError(error.c_str());
             break;
         }
         state.SetIterationTime(config.seconds);
-        const double ns = (cpu_after - cpu_before) / r->requests;
+        const double whole = (cpu_after - cpu_before) / r->requests;
+        // Without a window (a 1 s smoke run, or connections that never all
+        // opened), the whole run's figure stands in.
+        const double answered = r->window_bytes / static_cast<double>(server.answer_bytes());
+        const double ns = answered >= 1000 ? r->window_cpu_ns / answered : whole;
         state.counters["ns_per_request"] = ns;
+        state.counters["ns_per_request_whole_run"] = whole;
         state.counters["req_per_s"] = r->requests_per_s;
         state.counters["p50_us"] = r->p50_us;
         state.counters["p99_us"] = r->p99_us;
         state.counters["socket_errors"] = static_cast<double>(r->socket_errors);
         state.counters["non_2xx"] = static_cast<double>(r->non_2xx);
-        row line{kind->name, connections, r->requests_per_s, ns, r->p50_us, r->p99_us, r->socket_errors + r->non_2xx, ""};
+        row line{kind->name, connections, r->requests_per_s, ns, whole, r->p50_us, r->p99_us,
+                 r->socket_errors + r->non_2xx, ""};
         if (!r->errors_line.empty()) line.note = r->errors_line;
         if (r->non_2xx > 0) line.note += (line.note.empty() ? "" : "; ") + std::to_string(r->non_2xx) + " non-2xx";
         rows.push_back(line);
@@ -506,6 +607,13 @@ void BM_idle_rss(benchmark::State& state, const server_kind* kind) {
 
 // ---- the report -------------------------------------------------------------------
 
+std::string load_average() {
+    std::ifstream f("/proc/loadavg");
+    std::string one, five;
+    f >> one >> five;
+    return one + " " + five;
+}
+
 std::string machine() {
     std::string model = "unknown CPU";
     std::ifstream cpuinfo("/proc/cpuinfo");
@@ -520,20 +628,43 @@ std::string machine() {
     return model + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs, Linux " + u.release;
 }
 
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n == 0 ? 0 : n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 void print_rows() {
     char date[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d", std::localtime(&now));
-    std::printf("\nHTTP/1.1 keep-alive, 13-byte body: server on CPU %d, wrk -t1 on CPU %d, %d s per run\n", server_cpu,
-                client_cpu, config.seconds);
-    std::printf("(%s, %s)\n", date, machine().c_str());
+    std::printf("\nHTTP/1.1 keep-alive, 13-byte body: server on CPU %d, wrk -t1 on CPU %d, %d s per run,\n"
+                "medians of %d runs; CPU/request in the steady state and over the whole run\n",
+                server_cpu, client_cpu, config.seconds, config.rounds);
+    std::printf("(%s, %s, load average %s)\n", date, machine().c_str(), load_average().c_str());
     for (const std::string& s : skipped) std::printf("  skipped: %s\n", s.c_str());
-    std::printf("  %-6s %6s %10s %13s %10s %10s %7s\n", "server", "conns", "req/s", "CPU/request", "p50", "p99",
-                "errors");
-    for (const row& r : rows) {
-        std::printf("  %-6s %6d %10.0f %10.2f us %7.0f us %7.0f us %7ld%s%s\n", r.server.c_str(), r.connections,
-                    r.requests_per_s, r.ns_per_request / 1000, r.p50_us, r.p99_us, r.errors,
-                    r.note.empty() ? "" : "  ", r.note.c_str());
+    std::printf("  %-6s %6s %9s %11s %11s %10s %10s %7s\n", "server", "conns", "req/s", "CPU/req", "(whole)", "p50",
+                "p99", "errors");
+    for (const server_kind& kind : servers) {
+        for (int c : connection_counts) {
+            std::vector<double> rps, ns, whole, p50, p99;
+            long errors = 0;
+            std::string notes;
+            for (const row& r : rows) {
+                if (r.server != kind.name || r.connections != c) continue;
+                rps.push_back(r.requests_per_s);
+                ns.push_back(r.ns_per_request);
+                whole.push_back(r.ns_per_request_whole);
+                p50.push_back(r.p50_us);
+                p99.push_back(r.p99_us);
+                errors += r.errors;
+                if (!r.note.empty()) notes += "  " + r.note;
+            }
+            if (rps.empty()) continue;
+            std::printf("  %-6s %6d %9.0f %8.2f us %8.2f us %7.0f us %7.0f us %7ld%s\n", kind.name.c_str(), c,
+                        median(rps), median(ns) / 1000, median(whole) / 1000, median(p50), median(p99), errors,
+                        notes.c_str());
+        }
     }
     for (const auto& [name, kib] : rss_per_connection) {
         std::printf("  %-6s RSS per idle keep-alive connection: %.2f KiB (%d connections)\n", name.c_str(), kib,
@@ -582,7 +713,9 @@ std::string directory_of_this_program() {
 int main(int argc, char** argv) {
     const std::string min_time = bench::detail::flag_value(argc, argv, "benchmark_min_time");
     if (!min_time.empty() && std::strtod(min_time.c_str(), nullptr) < 0.5) {
-        config.seconds = 1;
+        config.seconds = 2;
+        config.rounds = 1;
+        config.steady_state = false;
         config.idle_connections = 500;
     }
     config.dir = directory_of_this_program();
@@ -596,29 +729,40 @@ int main(int argc, char** argv) {
     }
 
     if (!wrk_missing.empty()) skipped.push_back(wrk_missing + ": no wrk runs");
+    std::vector<const server_kind*> present;
     for (const server_kind& kind : servers) {
-        if (!kind.missing.empty()) {
+        if (kind.missing.empty()) {
+            present.push_back(&kind);
+        } else {
             skipped.push_back(kind.name + ": " + kind.missing);
-            continue;
         }
-        if (wrk_missing.empty()) {
-            for (int c : connection_counts) {
-                if (static_cast<rlim_t>(c) + fd_margin > config.fd_limit) {
-                    if (&kind == &servers.front()) {
-                        skipped.push_back("c" + std::to_string(c) + ": needs " + std::to_string(c + fd_margin) +
-                                          " descriptors per process, the limit is " +
-                                          std::to_string(config.fd_limit) + " (ulimit -Hn)");
-                    }
-                    continue;
-                }
-                benchmark::RegisterBenchmark(("BM_http_" + kind.name + "_c" + std::to_string(c)).c_str(), BM_http,
-                                             &kind, c)
+    }
+    std::vector<int> counts;
+    for (int c : connection_counts) {
+        if (static_cast<rlim_t>(c) + fd_margin <= config.fd_limit) {
+            counts.push_back(c);
+        } else {
+            skipped.push_back("c" + std::to_string(c) + ": needs " + std::to_string(c + fd_margin) +
+                              " descriptors in the server and in wrk, the limit is " +
+                              std::to_string(config.fd_limit) + " (ulimit -Hn)");
+        }
+    }
+    // Rounds outermost and the servers taking turns inside: a change in the
+    // machine's load then hits every server alike. Runs of one name make
+    // one median in the ratio table.
+    for (int round = 0; round < config.rounds && wrk_missing.empty(); ++round) {
+        for (int c : counts) {
+            for (const server_kind* kind : present) {
+                benchmark::RegisterBenchmark(("BM_http_" + kind->name + "_c" + std::to_string(c)).c_str(), BM_http,
+                                             kind, c)
                     ->Iterations(1)
                     ->UseManualTime()
                     ->Unit(benchmark::kMillisecond);
             }
         }
-        benchmark::RegisterBenchmark(("BM_http_" + kind.name + "_idle_rss").c_str(), BM_idle_rss, &kind)
+    }
+    for (const server_kind* kind : present) {
+        benchmark::RegisterBenchmark(("BM_http_" + kind->name + "_idle_rss").c_str(), BM_idle_rss, kind)
             ->Iterations(1)
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond);
