@@ -22,7 +22,6 @@
  * read that would fail with EAGAIN).
  */
 #define _GNU_SOURCE /* memmem */
-#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,13 +96,16 @@ static void send_bytes(struct connection* c, const char* data, size_t len) {
     }
 }
 
+/* Header names are ASCII and case-insensitive (RFC 9110, 5.1). */
+static char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c; }
+
 /* Does the header block [p, p + n) ask to close the connection? */
 static int asks_to_close(const char* p, size_t n) {
     static const char header[] = "\r\nconnection: close";
     const size_t hn = sizeof header - 1;
     for (size_t i = 0; i + hn <= n; ++i) {
         size_t j = 0;
-        while (j < hn && tolower((unsigned char)p[i + j]) == header[j]) ++j;
+        while (j < hn && ascii_lower(p[i + j]) == header[j]) ++j;
         if (j == hn) return 1;
     }
     return 0;

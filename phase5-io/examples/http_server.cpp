@@ -32,7 +32,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -71,7 +70,8 @@ std::atomic<long> accept_backoffs{0};
 /// reads HTTP/1.0's default and the Content-Length of a body.
 bool asks_to_close(std::string_view head) {
     constexpr std::string_view header = "\r\nconnection: close";
-    auto same = [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; };
+    // Header names are ASCII and case-insensitive (RFC 9110, 5.1).
+    auto same = [](char a, char b) { return (a >= 'A' && a <= 'Z' ? a + ('a' - 'A') : a) == b; };
     return std::search(head.begin(), head.end(), header.begin(), header.end(), same) != head.end();
 }
 
