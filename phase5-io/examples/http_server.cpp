@@ -267,7 +267,7 @@ int tour() {
                 "%.1f us per request), %ld voluntary context switches of the OS thread.\n",
                 elapsed.count(), cpu_us, cpu_us / static_cast<double>(expected),
                 after.ru_nvcsw - before.ru_nvcsw);
-    std::printf("The poller asked epoll %llu times (the OS thread slept in it %llu times); it reported\n"
+    std::printf("The poller asked epoll %llu times (%llu of them with nothing else to run); it reported\n"
                 "%llu readiness events, which woke %llu waiting green threads.\n",
                 static_cast<unsigned long long>(polled.polls - polled_before.polls),
                 static_cast<unsigned long long>(polled.idle_waits - polled_before.idle_waits),
