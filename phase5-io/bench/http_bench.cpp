@@ -47,13 +47,14 @@
 // hard limit; c10000 needs about 10,100 descriptors in the server and in
 // wrk, and is skipped with a message when the hard limit is lower.
 //
-// Sources for what the peers do (read, not copied): libuv 1.44,
-// src/unix/stream.c (uv__read, uv__write: the read loop and uv_try_write)
-// and src/unix/linux.c (uv__io_poll: level-triggered epoll, epoll_ctl as
-// interest changes); nginx 1.22, src/event/modules/ngx_epoll_module.c
-// (edge-triggered epoll, one registration per connection) and
-// src/http/ngx_http_request.c (the keep-alive path); wrk 4.1's README and
-// src/wrk.c (what its output lines count).
+// What the peers do, as far as this benchmark relies on it: both answer
+// a request with one read(2) and one write(2) and no epoll_ctl, as ours
+// does (counted with strace -c -f: see the walkthrough's "Ten thousand
+// connections, measured"); libuv's loop is level-triggered and nginx's
+// edge-triggered (../shared/design/phases-4-6.md, 3.1, and nginx's
+// ngx_epoll_module.c). nginx 1.19.10 and later close a keep-alive
+// connection after 1,000 requests by default (keepalive_requests), which
+// the configuration below lifts so that wrk's connections stay open.
 #include <benchmark/benchmark.h>
 
 #include <arpa/inet.h>
@@ -526,7 +527,6 @@ struct row {
 };
 std::vector<row> rows;
 std::map<std::string, double> rss_per_connection;  // server -> KiB
-std::map<std::string, std::string> rss_notes;
 std::vector<std::string> skipped;                   // one line each, printed before the table
 
 void BM_http(benchmark::State& state, const server_kind* kind, int connections) {

@@ -15,11 +15,8 @@
  * answered with 431 and the connection closed.
  *
  * Answers go out with uv_try_write (one write(2), no request object), and
- * only the part the socket did not take goes through uv_write: the path a
- * tuned libuv server takes. Sources read (not copied): libuv 1.44's
- * docs/src/guide/networking.rst and src/unix/stream.c (uv__read: a read that
- * fills less than the buffer ends the read loop, so libuv issues no extra
- * read that would fail with EAGAIN).
+ * only the part the socket did not take goes through uv_write (libuv's API
+ * documentation, uv_try_write and uv_write).
  */
 #define _GNU_SOURCE /* memmem */
 #include <signal.h>
