@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <ctime>
+#include <iterator>
 #include <limits>
 #include <mutex>
 
@@ -200,26 +201,25 @@ int poller::poll(scheduler& s, std::int64_t deadline_ns, const sigset_t* mask) n
     }
     if (wait == nullptr || timeout.tv_sec != 0 || timeout.tv_nsec != 0) ++stats_.idle_waits;
     ++stats_.polls;
-    epoll_event events[128];
     // epoll_pwait2 (Linux 5.11) takes the timeout in ns where epoll_wait
     // rounds to ms, and the mask for exactly the wait.
-    const int n = wait_for_events(epoll_, events, 128, wait, mask);
+    const int n = wait_for_events(epoll_, events_, static_cast<int>(std::size(events_)), wait, mask);
     if (n <= 0) return 0;  // EINTR: a signal of the program's; the caller loops
     stats_.events += static_cast<std::uint64_t>(n);
     for (int i = 0; i < n; ++i) {
-        const auto fd = static_cast<int>(events[i].data.u64 & 0xffff'ffff);
-        const auto generation = static_cast<std::uint32_t>(events[i].data.u64 >> 32);
+        const auto fd = static_cast<int>(events_[i].data.u64 & 0xffff'ffff);
+        const auto generation = static_cast<std::uint32_t>(events_[i].data.u64 >> 32);
         fd_state* st = find(fd);
         if (st == nullptr || st->generation != generation || !st->registered) {
             ++stats_.stale_events;  // for an earlier use of the number
             continue;
         }
-        if ((events[i].events & read_events) != 0) {
+        if ((events_[i].events & read_events) != 0) {
             st->readable = true;
-            if ((events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) st->read_closed = true;
+            if ((events_[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) st->read_closed = true;
             wake_all(s, st->readers, stats_);
         }
-        if ((events[i].events & write_events) != 0) {
+        if ((events_[i].events & write_events) != 0) {
             st->writable = true;
             wake_all(s, st->writers, stats_);
         }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/epoll.h>
 
 #include <cstdint>
 #include <memory>
@@ -135,6 +136,10 @@ private:
     std::size_t waiters_ = 0;
     std::vector<std::unique_ptr<fd_state>> table_;  // indexed by descriptor number
     poller_stats stats_;
+    // What one poll returns. Here, not on the stack of whichever thread went
+    // idle last: 1.5 KiB there would be another page for every connection
+    // thread (measured: 8.6 KiB of memory per idle connection, 4.7 without).
+    epoll_event events_[128];
 };
 
 }  // namespace gt::detail

@@ -260,6 +260,12 @@ bool blocks_more_than_normal(const sigset_t& mask) noexcept {
     return (low_word(mask) & ~normal_mask & ~sigalrm_bit) != 0;
 }
 
+void normal_mask_blocking_ticks(sigset_t& mask) noexcept {
+    sigemptyset(&mask);
+    const std::uint64_t word = normal_mask | sigalrm_bit;
+    std::memcpy(&mask, &word, sizeof word);
+}
+
 void signal_mask_changing() noexcept {
     mask_changing = 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);

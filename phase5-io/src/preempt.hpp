@@ -107,6 +107,11 @@ void block_timer_signal() noexcept;
 /// Async-signal-safe.
 bool blocks_more_than_normal(const sigset_t& mask) noexcept;
 
+/// Writes into `mask` the program's mask (as for blocks_more_than_normal)
+/// with SIGALRM added: the mask the OS thread idles with in the poller, read
+/// without a system call. Async-signal-safe.
+void normal_mask_blocking_ticks(sigset_t& mask) noexcept;
+
 /// True if the calling OS thread's ticker is ticking: then the runtime owns
 /// SIGALRM, and the program's pthread_sigmask/sigprocmask leave it
 /// unblocked (syscalls.cpp). Async-signal-safe.

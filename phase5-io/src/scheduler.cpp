@@ -302,10 +302,12 @@ void scheduler::idle() noexcept {
     if (poller_.epoll_fd() >= 0) {
         // SIGALRM blocked for exactly the wait (epoll_pwait2's mask): a tick
         // could only wake it for nothing. A tick that fell due meanwhile
-        // arrives on return, inside this critical section: deferred.
+        // arrives on return, inside this critical section: deferred. The
+        // rest of the mask is the program's, as the wrappers of
+        // pthread_sigmask and sigprocmask recorded it: no system call to
+        // read it.
         sigset_t mask;
-        syscalls::real_pthread_sigmask(SIG_BLOCK, nullptr, &mask);
-        sigaddset(&mask, SIGALRM);
+        preempt::normal_mask_blocking_ticks(mask);
         poller_.poll(*this, deadline, &mask);
     } else {
         // No epoll descriptor (at the process's descriptor limit), so no

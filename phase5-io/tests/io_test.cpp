@@ -1,6 +1,7 @@
 // gt::io's core: a green thread blocked on a descriptor lets the others run,
 // wakes on readiness, and loses no readiness between calls.
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -12,8 +13,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <csignal>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "gt/debug.hpp"
 #include "gt/io.hpp"
@@ -284,4 +287,42 @@ TEST(Io, AReaderWakesAmongThreadsThatOnlyYieldWithoutTicks) {
     EXPECT_TRUE(got) << "the reader never woke in " << yields << " yields";
     EXPECT_LE(yields, 1000);
     reader.join();
+}
+
+namespace {
+std::atomic<int> usr1_handled{0};
+}  // namespace
+
+// Why: the OS thread idles in epoll_pwait2 with the program's signal mask
+// plus SIGALRM, which the scheduler keeps from the wrappers of
+// pthread_sigmask instead of asking the kernel at every idle: a signal the
+// program blocked must stay blocked while the OS thread sleeps there, and
+// arrive once the program unblocks it.
+TEST(Io, ASignalTheProgramBlockedStaysBlockedWhileTheOsThreadIdles) {
+    struct sigaction action {};
+    action.sa_handler = [](int) { usr1_handled.fetch_add(1); };
+    struct sigaction old {};
+    ASSERT_EQ(::sigaction(SIGUSR1, &action, &old), 0);
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr1, nullptr), 0);
+    usr1_handled = 0;
+    const pthread_t self = ::pthread_self();
+    std::atomic<bool> sent{false};
+    std::thread sender([&] {
+        ::pthread_kill(self, SIGUSR1);
+        sent = true;
+    });
+    pipe_pair p;
+    while (!sent) {  // idles in the poller until the signal is pending
+        char c;
+        gt::io::read(p.r, &c, 1, std::chrono::steady_clock::now() + 5ms);
+    }
+    sender.join();
+    gt::this_thread::sleep_for(20ms);  // idles again with the signal pending
+    EXPECT_EQ(usr1_handled.load(), 0) << "handled while the program had it blocked";
+    ASSERT_EQ(::pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr), 0);
+    EXPECT_EQ(usr1_handled.load(), 1);
+    ::sigaction(SIGUSR1, &old, nullptr);
 }
