@@ -188,7 +188,7 @@ public:
     detail::poller& poller() noexcept { return poller_; }
     const detail::poller& poller() const noexcept { return poller_; }
 
-    // ---- Idle callbacks (timer.cpp), inside a critical section. ----
+    // ---- Idle callbacks (callback_thread.cpp), inside a critical section. ----
     /// Installs what switch_away calls when no thread is READY, before the
     /// OS thread sleeps (gt::on_idle's round on the callback thread).
     void set_idle_hook(idle_hook hook) noexcept { idle_hook_ = hook; }
@@ -395,7 +395,7 @@ private:
     detail::poller poller_;
     static constexpr int poll_every = 64;  // decisions between polls while nothing else asks (wake_due)
     int decisions_since_poll_ = 0;
-    idle_hook idle_hook_ = nullptr;      // gt::on_idle's (timer.cpp); nullptr until the first one
+    idle_hook idle_hook_ = nullptr;      // gt::on_idle's (callback_thread.cpp); nullptr until the first one
     std::uint64_t idle_sleeps_ = 0;      // calls of idle()
     control_block main_;                 // the adopted OS-thread flow
     control_block* running_;             // exactly one RUNNING thread at any time

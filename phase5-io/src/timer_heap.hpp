@@ -19,9 +19,9 @@ namespace gt::detail {
 struct control_block;
 struct timer_node;
 
-/// What a gt::timer does when its deadline passes (timer.cpp): called by
-/// the scheduler, inside its critical section, with the deadline that
-/// passed, after the node has left the heap.
+/// What a gt::timer does when its deadline passes (expire_timer, in
+/// callback_thread.cpp): called by the scheduler, inside its critical
+/// section, with the deadline that passed, after the node has left the heap.
 using timer_expiry = void (*)(timer_node& node, std::int64_t deadline_ns) noexcept;
 
 /// One deadline's place in the heap. Embedded in what waits for it (the
