@@ -134,7 +134,15 @@ void timer::destroy() noexcept {
         return;
     }
     scheduler* s = scheduler::current_if_any();
-    if (s != t->sched) foreign_destruction("a gt::timer");
+    if (s != t->sched) {
+        // Another OS thread, or this one after its scheduler ended (a static
+        // or thread_local timer at exit): the scheduler must not be touched.
+        // A timer neither pending nor running is only memory; the others are
+        // in its scheduler's heap or on its callback thread.
+        if (t->pending() || t->running) foreign_destruction("a gt::timer");
+        delete t;
+        return;
+    }
     s->check_not_reentered();
     bool free_now = true;
     {

@@ -448,6 +448,36 @@ TEST(TimerDeathTest, AnOsThreadThatUsedTimersEndsQuietly) {
     EXPECT_EXIT(os_thread_with_timers_exits_quietly(), ::testing::ExitedWithCode(0), "^$");
 }
 
+std::atomic<int> fires_on_other_os_threads{0};
+
+void timers_outlive_their_os_threads_scheduler() {
+    std::unique_ptr<gt::timer> handed_over;
+    std::thread([&] {
+        // Constructed before the OS thread's first gt call, so destroyed
+        // after its scheduler (thread_local objects die in reverse order).
+        thread_local gt::timer fired_once;
+        fired_once = gt::timer(1ms, [] { ++fires_on_other_os_threads; });
+        handed_over = std::make_unique<gt::timer>(1ms, [] { ++fires_on_other_os_threads; });
+        handed_over->cancel();
+        gt::timer never(1h, [] {});
+        never.cancel();
+        while (fires_on_other_os_threads == 0) gt::this_thread::sleep_for(1ms);
+    }).join();
+    if (fires_on_other_os_threads != 1) std::exit(2);
+    handed_over.reset();  // on another OS thread, its own gone: it is neither pending nor running
+    std::exit(0);
+}
+
+// Why: a timer that is neither pending nor running holds nothing of its
+// scheduler's, so destroying it anywhere is safe, as the header promises
+// (only a pending or running timer destroyed on another OS thread is
+// fatal): a thread_local or static timer that fired, destroyed at exit
+// after its OS thread's scheduler, and one handed to another OS thread,
+// end quietly instead of calling std::terminate.
+TEST(TimerDeathTest, ATimerThatIsNeitherPendingNorRunningOutlivesItsScheduler) {
+    EXPECT_EXIT(timers_outlive_their_os_threads_scheduler(), ::testing::ExitedWithCode(0), "^$");
+}
+
 // ---- Idle callbacks ----
 
 // Why: an idle process uses no CPU even with an idle callback registered:

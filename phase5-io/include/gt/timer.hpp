@@ -59,7 +59,8 @@ struct idle_entry;
 /// OS thread whose green thread first started it; start() or cancel() from
 /// another OS thread: std::system_error (std::errc::operation_not_permitted),
 /// and its destruction there, while pending or running, reports it and
-/// calls std::terminate. std::bad_alloc when the timer heap or the callback
+/// calls std::terminate (a timer that is neither may be destroyed anywhere,
+/// also after its OS thread has ended). std::bad_alloc when the timer heap or the callback
 /// thread cannot be allocated. An exception that escapes a callback calls
 /// std::terminate, as one that escapes a thread's function does; so does
 /// gt::this_thread::exit() inside a callback.
