@@ -307,6 +307,92 @@ TEST(Timer, DestroyedWhileItsCallbackRunsWaitsForIt) {
     EXPECT_EQ(stage.load(), 2) << "the destructor returned before the callback";
 }
 
+// Why: with ticks every 100 µs, a timer's expiry (inside the scheduler,
+// perhaps in the SIGALRM handler) lands between any two steps of start,
+// cancel and destroy on other green threads, and callbacks that block
+// let them find timers running and due. Whatever the interleaving: no callback runs after
+// cancel() or the destructor returned, fired() counts exactly the
+// callbacks started, and the callback thread ends once nothing is pending
+// (a pending count off by one would keep it alive, or end it early).
+TEST(Timer, StartCancelAndDestroyRacingWithExpiryLoseNothing) {
+    struct slot {
+        std::unique_ptr<gt::timer> t;
+        std::atomic<int> entries{0};
+        std::atomic<bool> closed{false};  // cancelled or destroyed: no callback may start
+    };
+    constexpr int workers = 3;
+    constexpr int slots_per_worker = 8;
+    constexpr int steps = 4000;
+    const std::size_t before = threads_alive();
+    std::atomic<int> late_callbacks{0};
+    std::atomic<int> miscounted{0};
+    std::atomic<int> callbacks{0};
+    std::vector<gt::thread> threads;
+    for (int w = 0; w < workers; ++w) {
+        threads.emplace_back([&, w] {
+            std::mt19937 rng(static_cast<unsigned>(w) + 1);
+            slot slots[slots_per_worker];
+            for (int step = 0; step < steps; ++step) {
+                slot& s = slots[rng() % slots_per_worker];
+                const auto delay = std::chrono::microseconds(rng() % 300);
+                switch (rng() % 4) {
+                    case 0: {  // a new timer, maybe periodic; its callback may block
+                        s.t.reset();
+                        s.closed = false;
+                        s.entries = 0;
+                        const bool blocks = rng() % 2 == 0;
+                        const auto period = rng() % 3 == 0 ? std::chrono::microseconds(50) : 0us;
+                        s.t = std::make_unique<gt::timer>(
+                            delay,
+                            [&s, &late_callbacks, &callbacks, blocks] {
+                                if (s.closed) ++late_callbacks;
+                                ++s.entries;
+                                ++callbacks;
+                                // Blocked, it lets the workers run: they find
+                                // it running and others due behind it.
+                                if (blocks) gt::this_thread::sleep_for(20us);
+                            },
+                            period);
+                        break;
+                    }
+                    case 1:  // restart
+                        if (s.t) {
+                            s.closed = false;
+                            s.t->start(delay, rng() % 2 == 0 ? std::chrono::microseconds(70) : 0us);
+                        }
+                        break;
+                    case 2:  // cancel; a callback that runs now may finish
+                        if (s.t) {
+                            s.t->cancel();
+                            s.closed = !s.t->running();
+                            if (!s.t->running() && s.t->fired() != static_cast<std::uint64_t>(s.entries)) {
+                                ++miscounted;
+                            }
+                        }
+                        break;
+                    default:  // destroy: waits for a running callback
+                        if (s.t) {
+                            s.t.reset();
+                            s.closed = true;
+                        }
+                        break;
+                }
+                if (step % 16 == 0) gt::this_thread::sleep_for(std::chrono::microseconds(rng() % 200));
+            }
+            for (slot& s : slots) {
+                s.t.reset();
+                s.closed = true;
+            }
+        });
+    }
+    for (gt::thread& t : threads) t.join();
+    EXPECT_EQ(late_callbacks.load(), 0) << "a callback started after cancel() or the destructor returned";
+    EXPECT_EQ(miscounted.load(), 0) << "fired() differs from the callbacks started";
+    EXPECT_GT(callbacks.load(), 100) << "few timers fired: the test did not test";
+    std::printf("start, cancel and destroy racing with expiry: %d callbacks\n", callbacks.load());
+    EXPECT_TRUE(wait_until([&] { return threads_alive() == before; })) << "the callback thread did not end";
+}
+
 // Why: callbacks may block; they run one after another on the callback
 // thread, so a blocked callback delays the timers behind it (documented)
 // but nothing else: while it waits for a gt::mutex, then a pipe, a worker
@@ -554,6 +640,59 @@ TEST(Idle, UnregisteringFromInsideACallbackIsSafe) {
     EXPECT_EQ(self, nullptr);
     EXPECT_EQ(threads_alive(), before);
     EXPECT_THROW((void)gt::on_idle(std::function<bool()>()), std::invalid_argument);
+}
+
+// Why: idle callbacks are registered and unregistered by other green
+// threads while a round runs (its callbacks block, so the round spans
+// many switches, and ticks land everywhere): an unregistered callback is
+// never called after reset() returns, even when it was the round's next
+// one, a new one joins later rounds, and the callback thread ends with
+// the last registration.
+TEST(Idle, RegisteringAndUnregisteringDuringRoundsLosesNothing) {
+    struct slot {
+        gt::idle_handle h;
+        std::atomic<bool> closed{true};
+    };
+    constexpr int workers = 3;
+    constexpr int slots_per_worker = 6;
+    constexpr int steps = 600;
+    const std::size_t before = threads_alive();
+    std::atomic<int> late_calls{0};
+    std::atomic<int> calls{0};
+    std::vector<gt::thread> threads;
+    for (int w = 0; w < workers; ++w) {
+        threads.emplace_back([&, w] {
+            std::mt19937 rng(static_cast<unsigned>(w) + 11);
+            slot slots[slots_per_worker];
+            for (int step = 0; step < steps; ++step) {
+                slot& s = slots[rng() % slots_per_worker];
+                if (rng() % 2 == 0) {
+                    s.h.reset();
+                    s.closed = true;
+                } else if (!s.h) {
+                    const bool blocks = rng() % 2 == 0;
+                    s.closed = false;
+                    s.h = gt::on_idle([&s, &late_calls, &calls, blocks] {
+                        if (s.closed) ++late_calls;
+                        ++calls;
+                        if (blocks) gt::this_thread::sleep_for(std::chrono::microseconds(30));
+                        return false;
+                    });
+                }
+                // Blocking leaves nothing READY now and then: a round runs.
+                if (rng() % 4 == 0) gt::this_thread::sleep_for(std::chrono::microseconds(rng() % 100));
+            }
+            for (slot& s : slots) {
+                s.h.reset();
+                s.closed = true;
+            }
+        });
+    }
+    for (gt::thread& t : threads) t.join();
+    EXPECT_EQ(late_calls.load(), 0) << "an idle callback ran after reset() returned";
+    EXPECT_GT(calls.load(), 0) << "no round ran: the test did not test";
+    std::printf("registering and unregistering during rounds: %d idle calls\n", calls.load());
+    EXPECT_TRUE(wait_until([&] { return threads_alive() == before; })) << "the callback thread did not end";
 }
 
 }  // namespace
