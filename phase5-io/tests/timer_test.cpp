@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "gt/deterministic.hpp"
 #include "gt/io.hpp"
 #include "gt/mutex.hpp"
 #include "gt/preemption.hpp"
@@ -391,6 +392,56 @@ TEST(Timer, StartCancelAndDestroyRacingWithExpiryLoseNothing) {
     EXPECT_GT(callbacks.load(), 100) << "few timers fired: the test did not test";
     std::printf("start, cancel and destroy racing with expiry: %d callbacks\n", callbacks.load());
     EXPECT_TRUE(wait_until([&] { return threads_alive() == before; })) << "the callback thread did not end";
+}
+
+// Why: a thread of the callback thread's own priority is not preempted by
+// it, so the callback thread's end (nothing pending after a cancel or a
+// last firing) and a new start() interleave at every tick and yield: the
+// start may find the thread woken to end, gone, or still in its last
+// steps after a new one was made; and under the deterministic mode, a new
+// callback thread may run before the start() that made it arms its timer.
+// No timer may be lost: every timer whose cancel() found nothing pending
+// has fired exactly once, and the callback thread ends at last.
+void start_while_the_callback_thread_ends(std::uint64_t seed, int iterations) {
+    const std::size_t before = threads_alive();
+    std::atomic<int> fired{0};
+    int expected = 0;
+    gt::thread::attributes attrs;
+    attrs.priority = gt::highest_priority;
+    const auto give_up = steady::now() + 60s;  // a lost timer fails the test instead of hanging it
+    gt::thread worker(attrs, [&] {
+        std::mt19937 rng(static_cast<unsigned>(seed) + 7);
+        for (int i = 0; i < iterations; ++i) {
+            const int before_this = fired.load();
+            gt::timer t(std::chrono::microseconds(rng() % 30), [&] { ++fired; });
+            switch (rng() % 3) {
+                case 0:  // taken back, or it fired already
+                    if (!t.cancel()) ++expected;
+                    break;
+                case 1:  // left to fire: the destructor below finds it done
+                    ++expected;
+                    while (fired.load() == before_this && steady::now() < give_up) gt::this_thread::yield();
+                    break;
+                default:  // a yield first, to let the callback thread run
+                    gt::this_thread::yield();
+                    if (!t.cancel()) ++expected;
+                    break;
+            }
+        }
+    });
+    worker.join();
+    EXPECT_EQ(fired.load(), expected) << "seed " << seed;
+    EXPECT_TRUE(wait_until([&] { return threads_alive() == before; })) << "the callback thread did not end";
+}
+
+TEST(Timer, TheCallbackThreadEndingWhileAStartArmsLosesNoTimer) {
+    start_while_the_callback_thread_ends(0, 3000);  // preempted at the 100 µs slice
+    for (std::uint64_t seed = 1; seed <= 30; ++seed) {
+        gt::debug::set_schedule_seed(seed);
+        start_while_the_callback_thread_ends(seed, 200);
+        gt::debug::set_schedule_seed(0);
+        if (HasFailure()) break;
+    }
 }
 
 // Why: callbacks may block; they run one after another on the callback
