@@ -48,6 +48,8 @@ using deadline = std::chrono::steady_clock::time_point;
 /// descriptor is closed while the thread waits; ETIMEDOUT after the
 /// deadline).
 ssize_t read(int fd, void* buffer, std::size_t count);
+/// read() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 ssize_t read(int fd, void* buffer, std::size_t count, deadline until);
 
 /// write(2) as on a blocking descriptor: waits for room until all `count`
@@ -55,14 +57,20 @@ ssize_t read(int fd, void* buffer, std::size_t count, deadline until);
 /// far if an error (or the deadline) stops it after some bytes, else -1
 /// with errno (write(2)'s: EPIPE, ECONNRESET...; EBADF; ETIMEDOUT).
 ssize_t write(int fd, const void* buffer, std::size_t count);
+/// write() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 ssize_t write(int fd, const void* buffer, std::size_t count, deadline until);
 
 /// readv(2): reads into `iovcnt` buffers; as read().
 ssize_t readv(int fd, const iovec* iov, int iovcnt);
+/// readv() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until);
 
 /// writev(2): writes every byte of `iovcnt` buffers; as write().
 ssize_t writev(int fd, const iovec* iov, int iovcnt);
+/// writev() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until);
 
 /// recv(2) on a socket, with recv's `flags`; as read(). With MSG_WAITALL
@@ -70,11 +78,15 @@ ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until);
 /// deadline, and returns what it received if that is anything; with
 /// MSG_PEEK the data stays queued.
 ssize_t recv(int fd, void* buffer, std::size_t count, int flags);
+/// recv() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 ssize_t recv(int fd, void* buffer, std::size_t count, int flags, deadline until);
 
 /// send(2) on a socket, with send's `flags` (MSG_NOSIGNAL, MSG_MORE...);
 /// as write().
 ssize_t send(int fd, const void* buffer, std::size_t count, int flags);
+/// send() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 ssize_t send(int fd, const void* buffer, std::size_t count, int flags, deadline until);
 
 /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC: waits for a connection on
@@ -83,12 +95,16 @@ ssize_t send(int fd, const void* buffer, std::size_t count, int flags, deadline 
 /// (the connection stays queued, and the next call takes it once a
 /// descriptor is free): back off before calling again.
 int accept(int listener, sockaddr* address, socklen_t* length);
+/// accept() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 int accept(int listener, sockaddr* address, socklen_t* length, deadline until);
 
 /// connect(2) as on a blocking socket: returns 0 once connected, or -1
 /// with errno (ECONNREFUSED, ENETUNREACH, ...; ETIMEDOUT at the deadline,
 /// after which the socket is unusable, as after a failed connect).
 int connect(int fd, const sockaddr* address, socklen_t length);
+/// connect() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 int connect(int fd, const sockaddr* address, socklen_t length, deadline until);
 
 /// close(2): wakes the threads waiting on `fd` (their call fails with
@@ -99,11 +115,15 @@ int close(int fd);
 /// Waits until `fd` is readable (data, end of file, an error or a
 /// hang-up to read): 0, or -1 with errno (EBADF; ETIMEDOUT).
 int wait_readable(int fd);
+/// wait_readable() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 int wait_readable(int fd, deadline until);
 
 /// Waits until `fd` is writable (room, an error or a hang-up): 0, or -1
 /// with errno (EBADF; ETIMEDOUT).
 int wait_writable(int fd);
+/// wait_writable() with a deadline on std::chrono::steady_clock: fails with
+/// ETIMEDOUT once `until` has passed.
 int wait_writable(int fd, deadline until);
 
 /// Owns a descriptor and closes it through gt::io::close, like a
@@ -113,7 +133,9 @@ public:
     fd() noexcept = default;
     /// Takes ownership of `descriptor` (-1: owns nothing).
     explicit fd(int descriptor) noexcept : fd_(descriptor) {}
+    /// Takes `other`'s descriptor; `other` owns nothing after.
     fd(fd&& other) noexcept : fd_(other.release()) {}
+    /// Closes the owned descriptor, if any, and takes `other`'s.
     fd& operator=(fd&& other) noexcept {
         reset(other.release());
         return *this;
@@ -124,6 +146,7 @@ public:
 
     /// The descriptor, or -1.
     int get() const noexcept { return fd_; }
+    /// True if it owns a descriptor.
     explicit operator bool() const noexcept { return fd_ >= 0; }
     /// Gives up ownership and returns the descriptor.
     int release() noexcept { return std::exchange(fd_, -1); }

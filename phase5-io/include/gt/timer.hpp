@@ -69,6 +69,7 @@ struct idle_entry;
 /// async-signal-safe.
 class timer {
 public:
+    /// The clock of delays, deadlines and periods (CLOCK_MONOTONIC).
     using clock = std::chrono::steady_clock;
     /// A callback that is told each firing's scheduled deadline.
     using callback_at = std::function<void(clock::time_point scheduled)>;
@@ -78,8 +79,9 @@ public:
 
     /// Runs `callback` once `delay` from now (at once if it is zero or
     /// negative) and then every `period`, if it is not zero.
-    /// @param delay   from now, on std::chrono::steady_clock.
-    /// @param period  0 (once) or the interval between scheduled deadlines.
+    /// @param delay     from now, on std::chrono::steady_clock.
+    /// @param callback  what runs at each firing, on the callback thread.
+    /// @param period    0 (once) or the interval between scheduled deadlines.
     /// @throws std::invalid_argument (empty callback, negative period),
     ///         std::bad_alloc.
     timer(clock::duration delay, std::function<void()> callback, clock::duration period = clock::duration::zero());
@@ -89,6 +91,8 @@ public:
     /// The same, with a callback that is told the firing's scheduled
     /// deadline (first deadline + n * period for the n-th firing).
     timer(clock::duration delay, callback_at callback, clock::duration period = clock::duration::zero());
+    /// The same, with the first deadline as a time point and a callback
+    /// that is told each firing's scheduled deadline.
     timer(clock::time_point deadline, callback_at callback, clock::duration period = clock::duration::zero());
 
     timer(const timer&) = delete;
@@ -143,7 +147,9 @@ public:
     idle_handle() noexcept = default;
     idle_handle(const idle_handle&) = delete;
     idle_handle& operator=(const idle_handle&) = delete;
+    /// Takes `other`'s registration; `other` holds none after.
     idle_handle(idle_handle&& other) noexcept : entry_(other.entry_) { other.entry_ = nullptr; }
+    /// Unregisters its own callback (reset()), then takes `other`'s.
     idle_handle& operator=(idle_handle&& other) noexcept;
     /// reset().
     ~idle_handle() { reset(); }
