@@ -33,7 +33,13 @@ std::int64_t to_ns(deadline until) noexcept {
 }
 
 // The state of `fd`, registered on first use; nullptr with errno set.
-fd_state* state_of(scheduler& s, int fd, fd_kind known = fd_kind::unknown) noexcept {
+// `generation`: the descriptor's generation, read in the same critical
+// section, which names this use of the number for the rest of the call: a
+// close from here on (by a thread that ran when this section ended, say)
+// fails the call with EBADF instead of letting it go on with whatever file
+// reuses the number.
+fd_state* state_of(scheduler& s, int fd, fd_kind known = fd_kind::unknown,
+                   std::uint32_t* generation = nullptr) noexcept {
     s.check_not_reentered();
     int error = 0;
     fd_state* st = nullptr;
@@ -41,6 +47,7 @@ fd_state* state_of(scheduler& s, int fd, fd_kind known = fd_kind::unknown) noexc
         const scheduler::critical_section cs(s);
         st = s.poller().state_for(fd, known);
         if (st == nullptr) error = errno;
+        if (st != nullptr && generation != nullptr) *generation = st->generation;
     }  // the section's end may switch threads, which share errno: set it after
     if (st == nullptr) errno = error;
     return st;
@@ -49,31 +56,59 @@ fd_state* state_of(scheduler& s, int fd, fd_kind known = fd_kind::unknown) noexc
 // Returns 0 at once if `st`'s token for `dir` is set; else blocks the
 // running thread on the descriptor's wait queue until the poller sets it
 // (0), the descriptor is closed (EBADF) or the deadline passes (ETIMEDOUT);
-// -1 with errno then.
-int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns) noexcept {
+// -1 with errno then. `generation`: state_of's; a descriptor closed since
+// fails with EBADF at once.
+int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns, std::uint32_t generation) noexcept {
     s.check_not_reentered();
     int error = 0;
     {
         const scheduler::critical_section cs(s);
-        // Checked inside the section: an edge the poller takes from here on
-        // wakes this thread, and one it took before set the token.
-        if (dir == direction::read ? st.readable : st.writable) return 0;
-        const std::uint32_t generation = st.generation;
-        detail::control_block* self = s.running();
-        self->waiting_fd = st.fd;
-        s.poller().waiter_added();
-        const detail::wake_reason why = s.block(dir == direction::read ? st.readers : st.writers, deadline_ns);
-        s.poller().waiter_removed();
-        self->waiting_fd = -1;
         if (st.generation != generation) {
-            error = EBADF;  // closed while it waited: the number may already name another file
-        } else if (why == detail::wake_reason::timeout) {
-            error = ETIMEDOUT;
+            error = EBADF;  // closed since the call began: the number may already name another file
+        } else if (dir == direction::read ? st.readable : st.writable) {
+            // Checked inside the section: an edge the poller takes from
+            // here on wakes this thread, and one it took before set the token.
+            return 0;
+        } else {
+            detail::control_block* self = s.running();
+            self->waiting_fd = st.fd;
+            s.poller().waiter_added();
+            const detail::wake_reason why =
+                s.block(dir == direction::read ? st.readers : st.writers, deadline_ns);
+            s.poller().waiter_removed();
+            self->waiting_fd = -1;
+            if (st.generation != generation) {
+                error = EBADF;  // closed while it waited
+            } else if (why == detail::wake_reason::timeout) {
+                error = ETIMEDOUT;
+            }
         }
     }
     if (error == 0) return 0;
     errno = error;
     return -1;
+}
+
+// One non-blocking system call on `st`'s descriptor, `call()`, with the
+// token of `dir` cleared just before it, both inside the critical section,
+// where no other thread can close the descriptor in between; -1/EBADF
+// without the call if it was closed since `generation`. (A tick between a
+// check and the call would let a closer run, and the call would go to the
+// file that reuses the number: blocking, not in the epoll set.)
+template <typename Call>
+auto attempt(scheduler& s, fd_state& st, direction dir, std::uint32_t generation, Call call) {
+    decltype(call()) result = -1;
+    int error = EBADF;
+    {
+        const scheduler::critical_section cs(s);
+        if (st.generation == generation) {
+            (dir == direction::read ? st.readable : st.writable) = false;
+            result = call();
+            error = errno;
+        }
+    }  // the section's end may switch threads, which share errno: set it after
+    errno = error;
+    return result;
 }
 
 // The read side: `call()` is one non-blocking read-like system call that
@@ -82,19 +117,20 @@ int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns) n
 template <typename Call>
 ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call call, bool consumes = true) {
     scheduler& s = scheduler::current();
-    fd_state* st = state_of(s, fd);
+    std::uint32_t generation = 0;
+    fd_state* st = state_of(s, fd, fd_kind::unknown, &generation);
     if (st == nullptr) return -1;
     // A read of 0 bytes from a stream returns 0 at once, as on a blocking
     // descriptor, whatever the token says (from a datagram socket it would
     // take a message, so it waits like any read).
     if (st->kind == fd_kind::always_ready || (wanted == 0 && st->kind == fd_kind::stream)) return call();
     for (;;) {
-        if (await(s, *st, direction::read, deadline_ns) != 0) return -1;
+        if (await(s, *st, direction::read, deadline_ns, generation) != 0) return -1;
         // The token is cleared before the call: an edge that arrives from
         // here on sets it again, so the clear can lose none.
-        st->readable = false;
-        const ssize_t n = call();
+        const ssize_t n = attempt(s, *st, direction::read, generation, call);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // drained: wait for the next edge
+        if (n < 0 && errno == EBADF) return -1;                            // closed: the state is no longer its
         // A short read from a stream drained it (the next read waits for an
         // edge instead of spending a system call on EAGAIN); anything else
         // may leave more to read: end of file, an error, a full buffer, a
@@ -114,18 +150,19 @@ ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call cal
 template <typename Call>
 ssize_t write_like(int fd, std::size_t total, std::int64_t deadline_ns, Call call) {
     scheduler& s = scheduler::current();
-    fd_state* st = state_of(s, fd);
+    std::uint32_t generation = 0;
+    fd_state* st = state_of(s, fd, fd_kind::unknown, &generation);
     if (st == nullptr) return -1;
     if (total == 0 && st->kind == fd_kind::stream) return call(0);  // as read_like's 0 bytes
     std::size_t done = 0;
     do {
-        if (st->kind != fd_kind::always_ready && await(s, *st, direction::write, deadline_ns) != 0) {
+        if (st->kind != fd_kind::always_ready && await(s, *st, direction::write, deadline_ns, generation) != 0) {
             return done > 0 ? static_cast<ssize_t>(done) : -1;
         }
-        st->writable = false;
-        const ssize_t n = call(done);
+        const ssize_t n = attempt(s, *st, direction::write, generation, [&] { return call(done); });
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) continue;  // full: wait for room
+            if (errno == EBADF) return done > 0 ? static_cast<ssize_t>(done) : -1;  // closed meanwhile
             st->writable = true;                                    // the next call meets the error too
             return done > 0 ? static_cast<ssize_t>(done) : -1;
         }
@@ -224,14 +261,17 @@ ssize_t send(int fd, const void* buffer, std::size_t count, int flags) {
 
 int accept(int listener, sockaddr* address, socklen_t* length, deadline until) {
     scheduler& s = scheduler::current();
-    fd_state* st = state_of(s, listener);
+    std::uint32_t generation = 0;
+    fd_state* st = state_of(s, listener, fd_kind::unknown, &generation);
     if (st == nullptr) return -1;
     const std::int64_t deadline_ns = to_ns(until);
     for (;;) {
-        if (await(s, *st, direction::read, deadline_ns) != 0) return -1;
-        st->readable = false;
-        const int connection = ::accept4(listener, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (await(s, *st, direction::read, deadline_ns, generation) != 0) return -1;
+        const int connection = attempt(s, *st, direction::read, generation, [&] {
+            return ::accept4(listener, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        });
         if (connection < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // the backlog is empty
+        if (connection < 0 && errno == EBADF) return -1;                            // the listener was closed
         // Taken, or an error (EMFILE, ENFILE at the descriptor limit): the
         // backlog may hold more, and an edge-triggered poller sends no new
         // edge for connections already queued, so the token stays set.
@@ -259,19 +299,20 @@ int accept(int listener, sockaddr* address, socklen_t* length) {
 
 int connect(int fd, const sockaddr* address, socklen_t length, deadline until) {
     scheduler& s = scheduler::current();
-    fd_state* st = state_of(s, fd);
+    std::uint32_t generation = 0;
+    fd_state* st = state_of(s, fd, fd_kind::unknown, &generation);
     if (st == nullptr) return -1;
     if (st->kind == fd_kind::always_ready) return ::connect(fd, address, length);
-    st->writable = false;  // writable again once the handshake ends, either way
-    if (::connect(fd, address, length) == 0) {
+    // The token is clear until the handshake ends, either way.
+    if (attempt(s, *st, direction::write, generation, [&] { return ::connect(fd, address, length); }) == 0) {
         st->writable = true;
         return 0;
     }
     if (errno != EINPROGRESS) {
-        st->writable = true;
+        if (errno != EBADF) st->writable = true;
         return -1;
     }
-    if (await(s, *st, direction::write, to_ns(until)) != 0) return -1;
+    if (await(s, *st, direction::write, to_ns(until), generation) != 0) return -1;
     int error = 0;
     socklen_t size = sizeof error;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) return -1;
@@ -289,10 +330,11 @@ namespace {
 // wait_readable and wait_writable: the token's wait, without a call after.
 int wait_until_ready(int fd, direction dir, deadline until) {
     scheduler& s = scheduler::current();
-    fd_state* st = state_of(s, fd);
+    std::uint32_t generation = 0;
+    fd_state* st = state_of(s, fd, fd_kind::unknown, &generation);
     if (st == nullptr) return -1;
     if (st->kind == fd_kind::always_ready) return 0;
-    return await(s, *st, dir, to_ns(until));
+    return await(s, *st, dir, to_ns(until), generation);
 }
 
 }  // namespace

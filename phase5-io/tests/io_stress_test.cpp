@@ -1,0 +1,514 @@
+// Adversarial runs of gt::io, timers and the idle path with preemption on:
+// many ping-pongs with random yields, deadlines and priorities; a close
+// racing with a read on another thread while the number is reused at
+// once; timers started, cancelled and destroyed as they expire; accept
+// storms; I/O under a gt::mutex; a forked child. Each run counts events,
+// never wall time, and a watchdog turns a hang into a failure.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "gt/condition_variable.hpp"
+#include "gt/io.hpp"
+#include "gt/mutex.hpp"
+#include "gt/thread.hpp"
+#include "gt/timer.hpp"
+#include "io_helpers.hpp"
+#include "poller.hpp"
+#include "scheduler.hpp"
+
+using namespace std::chrono_literals;
+using io_test::pipe_pair;
+
+namespace {
+
+// Ends the process with a message if the scope is still running after
+// `limit`: a hang fails the test instead of stalling the suite. Waits on
+// an OS thread, outside gt, so it runs even when the green threads' OS
+// thread is stuck in the kernel.
+class watchdog {
+public:
+    explicit watchdog(const char* what, std::chrono::seconds limit = 60s)
+        : thread_([this, what, limit] {
+              std::unique_lock lock(m_);
+              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+                  std::fprintf(stderr, "watchdog: %s still running after %llds: a hang\n", what,
+                               static_cast<long long>(limit.count()));
+                  std::abort();
+              }
+          }) {}
+    ~watchdog() {
+        {
+            std::lock_guard lock(m_);
+            done_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+// Burns about `n` loop turns of CPU, so that a tick may land anywhere.
+void spin_for(unsigned n) {
+    volatile unsigned sink = 0;
+    for (unsigned k = 0; k < n; ++k) sink = k;
+    (void)sink;
+}
+
+// A few yields, sometimes none: the green threads interleave differently
+// in every round.
+void random_yields(std::minstd_rand& dice) {
+    for (unsigned i = dice() % 4; i > 0; --i) gt::this_thread::yield();
+}
+
+// Reads exactly `n` bytes, retrying a read whose short random deadline
+// passed; false on an error or an early end of file.
+bool read_exactly(int fd, char* buffer, std::size_t n, std::minstd_rand& dice) {
+    std::size_t done = 0;
+    while (done < n) {
+        ssize_t got;
+        if (dice() % 3 == 0) {
+            got = gt::io::read(fd, buffer + done, n - done,
+                               std::chrono::steady_clock::now() + std::chrono::microseconds(dice() % 300));
+            if (got < 0 && errno == ETIMEDOUT) continue;
+        } else {
+            got = gt::io::read(fd, buffer + done, n - done);
+        }
+        if (got <= 0) return false;
+        done += static_cast<std::size_t>(got);
+    }
+    return true;
+}
+
+enum class channel_kind { pipe, unix_stream, unix_datagram, tcp };
+
+// Two one-way channels, a->b and b->a, of `kind`, closed at the end.
+struct duplex {
+    int a_out = -1, b_in = -1, b_out = -1, a_in = -1;
+    std::vector<int> owned;
+    explicit duplex(channel_kind kind) {
+        if (kind == channel_kind::pipe) {
+            int x[2], y[2];
+            if (::pipe2(x, O_CLOEXEC) != 0 || ::pipe2(y, O_CLOEXEC) != 0) return;
+            b_in = x[0], a_out = x[1], a_in = y[0], b_out = y[1];
+            owned = {x[0], x[1], y[0], y[1]};
+        } else if (kind == channel_kind::tcp) {
+            auto* p = new io_test::tcp_pair;  // closed below, through `owned`
+            a_out = a_in = p->client;
+            b_out = b_in = p->server;
+            owned = {p->client, p->server};
+            p->client = p->server = -1;
+            delete p;
+        } else {
+            int s[2];
+            const int type = kind == channel_kind::unix_stream ? SOCK_STREAM : SOCK_SEQPACKET;
+            if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, s) != 0) return;
+            a_out = a_in = s[0];
+            b_out = b_in = s[1];
+            owned = {s[0], s[1]};
+        }
+    }
+    duplex(const duplex&) = delete;
+    duplex& operator=(const duplex&) = delete;
+    ~duplex() {
+        for (int fd : owned) gt::io::close(fd);
+    }
+};
+
+}  // namespace
+
+// Why: a lost wakeup shows as a ping-pong that stops. Many pairs over
+// every kind of descriptor, with yields, short deadlines and priority
+// changes between the calls, let ticks land at every point of a read or a
+// write; every round must complete.
+TEST(IoStress, ManyPingPongsWithRandomYieldsDeadlinesAndPrioritiesAllComplete) {
+    const watchdog dog("the ping-pongs");
+    constexpr int pairs_per_kind = 12;
+    constexpr int rounds = 300;
+    constexpr std::size_t message = 97;
+    std::atomic<long> completed{0};
+    std::vector<std::unique_ptr<duplex>> channels;
+    std::vector<gt::thread> threads;
+    for (channel_kind kind :
+         {channel_kind::pipe, channel_kind::unix_stream, channel_kind::unix_datagram, channel_kind::tcp}) {
+        for (int i = 0; i < pairs_per_kind; ++i) {
+            channels.push_back(std::make_unique<duplex>(kind));
+            duplex& d = *channels.back();
+            ASSERT_GE(d.a_out, 0);
+            ASSERT_GE(d.b_in, 0);
+            const unsigned seed = static_cast<unsigned>(channels.size());
+            threads.emplace_back([&d, &completed, seed] {
+                std::minstd_rand dice(seed);
+                char out[message], in[message];
+                for (int r = 0; r < rounds; ++r) {
+                    std::fill(std::begin(out), std::end(out), static_cast<char>(r));
+                    random_yields(dice);
+                    if (gt::io::write(d.a_out, out, message) != static_cast<ssize_t>(message)) return;
+                    if (dice() % 16 == 0) gt::this_thread::set_priority(static_cast<int>(dice() % 3) + 15);
+                    if (!read_exactly(d.a_in, in, message, dice)) return;
+                    if (in[0] != static_cast<char>(r) || in[message - 1] != static_cast<char>(r)) return;
+                    completed.fetch_add(1, std::memory_order_relaxed);
+                }
+            });
+            threads.emplace_back([&d, seed] {
+                std::minstd_rand dice(seed * 7919);
+                char buffer[message];
+                for (int r = 0; r < rounds; ++r) {
+                    if (!read_exactly(d.b_in, buffer, message, dice)) return;
+                    random_yields(dice);
+                    if (gt::io::write(d.b_out, buffer, message) != static_cast<ssize_t>(message)) return;
+                }
+            });
+        }
+    }
+    for (gt::thread& t : threads) t.join();
+    EXPECT_EQ(completed.load(), 4L * pairs_per_kind * rounds);
+}
+
+// Why (wingo/fibers#80, Go's pollUnblock): a thread inside gt::io::read
+// when another thread closes the descriptor must come back with EBADF,
+// whatever point of the read the close lands on: also between the
+// registration and the wait, or between an EAGAIN and the next wait, where
+// a tick may switch to the closer. The number, reused at once by a new
+// pipe that gt has not seen, must never be read by it: that pipe is
+// blocking, and a read of it would steal the new pipe's data, or hold the
+// whole OS thread in read(2).
+TEST(IoStress, ACloseRacingWithAReadNeverHandsTheReaderTheNumbersNextFile) {
+    constexpr int iterations = 10000;
+    std::atomic<int> iteration{0};
+    std::atomic<int> rescue_fd{-1};  // the write end of the pipe that reuses the number
+    std::atomic<bool> finished{false};
+    std::atomic<int> rescued{0};
+    // A hang here is the OS thread blocked in read(2) on the new, blocking
+    // pipe: an outside OS thread writes into it to set the thread free, and
+    // the run counts it.
+    std::thread rescuer([&] {
+        int seen = -1;
+        auto since = std::chrono::steady_clock::now();
+        while (!finished.load()) {
+            std::this_thread::sleep_for(50ms);
+            const int now_at = iteration.load();
+            if (now_at != seen) {
+                seen = now_at;
+                since = std::chrono::steady_clock::now();
+            } else if (std::chrono::steady_clock::now() - since > 3s) {
+                const int fd = rescue_fd.load();
+                if (fd >= 0 && ::write(fd, "R", 1) == 1) rescued.fetch_add(1);
+                since = std::chrono::steady_clock::now();
+            }
+        }
+    });
+    gt::detail::poller& poller = gt::detail::scheduler::current().poller();
+    int wrong_file = 0, other = 0, closed_inside = 0;
+    std::minstd_rand dice(12345);
+    for (int i = 0; i < iterations; ++i) {
+        iteration.store(i);
+        int p[2];
+        ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+        char got = 0;
+        ssize_t n = 0;
+        int error = 0;
+        bool returned = false;
+        const unsigned before = dice() % 100000;  // up to about a slice: the slice may end anywhere in the read
+        gt::thread reader([&] {
+            spin_for(before);
+            n = gt::io::read(p[0], &got, 1);
+            error = errno;
+            returned = true;
+        });
+        // The reader is inside gt::io::read once its descriptor is
+        // registered (its state has a kind): close from then on.
+        for (;;) {
+            const gt::detail::fd_state* st = poller.find(p[0]);
+            if (st != nullptr && st->kind != gt::detail::fd_kind::unknown) break;
+            gt::this_thread::yield();
+        }
+        spin_for(dice() % 2000);
+        if (returned) {  // cannot happen: nothing was written to p
+            ++other;
+        } else {
+            ++closed_inside;
+        }
+        gt::io::close(p[0]);
+        int q[2];
+        ASSERT_EQ(::pipe2(q, O_CLOEXEC), 0);  // takes p[0]'s number
+        rescue_fd.store(q[1]);
+        ::write(q[1], "Z", 1);  // data in the new file, which the reader must not take
+        reader.join();
+        rescue_fd.store(-1);
+        if (n == 1) {
+            ++wrong_file;
+        } else if (!(n == -1 && error == EBADF)) {
+            ++other;
+        }
+        gt::io::close(q[0]);
+        gt::io::close(q[1]);
+        gt::io::close(p[1]);
+    }
+    finished.store(true);
+    rescuer.join();
+    EXPECT_EQ(closed_inside, iterations);
+    EXPECT_EQ(wrong_file, 0) << "reads that took the next file's data";
+    EXPECT_EQ(rescued.load(), 0) << "OS thread blocked in read(2) on the next file";
+    EXPECT_EQ(other, 0);
+}
+
+// Why: a gt::timer is started, cancelled and destroyed by green threads
+// while ticks expire it; a one-shot timer fires at most once per start,
+// a cancel that returns true means it will not fire, and nothing leaks or
+// hangs (run under ASan too).
+TEST(IoStress, TimersStartedCancelledAndDestroyedAsTheyExpireStayConsistent) {
+    const watchdog dog("the timer churn");
+    constexpr int workers = 8;
+    constexpr int rounds = 400;
+    std::atomic<long> fired_after_cancel{0}, double_fired{0}, fired_total{0};
+    std::vector<gt::thread> threads;
+    for (int w = 0; w < workers; ++w) {
+        threads.emplace_back([&, w] {
+            std::minstd_rand dice(static_cast<unsigned>(w) + 1);
+            for (int r = 0; r < rounds; ++r) {
+                auto fires = std::make_shared<std::atomic<int>>(0);
+                auto cancelled = std::make_shared<std::atomic<bool>>(false);
+                {
+                    gt::timer t(std::chrono::microseconds(dice() % 200), [fires, cancelled, &fired_after_cancel] {
+                        if (cancelled->load()) fired_after_cancel.fetch_add(1);
+                        fires->fetch_add(1);
+                    });
+                    spin_for(dice() % 5000);
+                    switch (dice() % 4) {
+                    case 0:
+                        if (t.cancel()) cancelled->store(true);
+                        break;
+                    case 1:
+                        gt::this_thread::yield();
+                        break;
+                    case 2:
+                        t.start(std::chrono::microseconds(dice() % 100));  // restart: one firing at most
+                        break;
+                    default:
+                        break;  // destroyed at once
+                    }
+                }
+                // Destroyed: whatever ran has returned; nothing more will.
+                const int f = fires->load();
+                if (f > 1) double_fired.fetch_add(1);
+                fired_total.fetch_add(f);
+                gt::this_thread::sleep_for(std::chrono::microseconds(dice() % 300));
+                if (fires->load() != f) fired_after_cancel.fetch_add(1);  // fired after its destruction
+            }
+        });
+    }
+    for (gt::thread& t : threads) t.join();
+    EXPECT_EQ(fired_after_cancel.load(), 0);
+    EXPECT_EQ(double_fired.load(), 0);
+    EXPECT_GT(fired_total.load(), 0);
+}
+
+// Why: an accept storm (hundreds of connections at once, two acceptors
+// sharing the listener) must serve every client: the listener's token
+// stays set while the backlog holds more, and the edge of a connection
+// that arrives during an accept is not lost.
+TEST(IoStress, AnAcceptStormServesEveryClient) {
+    const watchdog dog("the accept storm");
+    constexpr int clients = 400;
+    sockaddr_in address;
+    const int listener = io_test::listen_loopback(address, 1024);
+    ASSERT_GE(listener, 0);
+    std::atomic<int> served{0}, answered{0};
+    std::atomic<bool> stop{false};
+    std::vector<gt::thread> servers;
+    std::vector<gt::thread> handlers;
+    for (int a = 0; a < 2; ++a) {
+        servers.emplace_back([&] {
+            while (!stop.load()) {
+                const int c = gt::io::accept(listener, nullptr, nullptr, std::chrono::steady_clock::now() + 20ms);
+                if (c < 0) continue;
+                gt::thread([c, &served] {
+                    char b;
+                    if (gt::io::read(c, &b, 1) == 1 && gt::io::write(c, &b, 1) == 1) served.fetch_add(1);
+                    gt::io::close(c);
+                }).detach();
+            }
+        });
+    }
+    std::vector<gt::thread> cs;
+    for (int i = 0; i < clients; ++i) {
+        cs.emplace_back([&, i] {
+            const int fd = io_test::connect_loopback(address);
+            if (fd < 0) return;
+            char b = static_cast<char>(i);
+            if (i % 3 == 0) gt::this_thread::yield();
+            if (gt::io::write(fd, &b, 1) == 1 && gt::io::read(fd, &b, 1) == 1 && b == static_cast<char>(i)) {
+                answered.fetch_add(1);
+            }
+            gt::io::close(fd);
+        });
+    }
+    for (gt::thread& t : cs) t.join();
+    stop.store(true);
+    for (gt::thread& t : servers) t.join();
+    gt::io::close(listener);
+    EXPECT_EQ(answered.load(), clients);
+}
+
+// Why: a thread BLOCKED on a descriptor is on the descriptor's wait queue,
+// not a run queue; changing its priority then (or a priority inherited
+// through a gt::mutex it holds while it reads) must neither lose its
+// wakeup nor leave it on two queues.
+TEST(IoStress, PriorityChangesOfThreadsBlockedOnDescriptorsLoseNoWakeup) {
+    const watchdog dog("priority changes");
+    constexpr int rounds = 300;
+    int done = 0;
+    std::minstd_rand dice(7);
+    for (int r = 0; r < rounds; ++r) {
+        pipe_pair p;
+        gt::mutex m;
+        char got = 0;
+        gt::thread reader([&] {
+            const std::lock_guard lock(m);  // a high-priority locker will lend it its priority
+            gt::io::read(p.r, &got, 1);
+        });
+        gt::thread locker({.priority = 20}, [&] {
+            for (unsigned k = dice() % 3; k > 0; --k) gt::this_thread::yield();
+            const std::lock_guard lock(m);
+        });
+        for (unsigned k = dice() % 3; k > 0; --k) gt::this_thread::yield();
+        reader.set_priority(static_cast<int>(dice() % 31));
+        if (dice() % 2) gt::this_thread::yield();
+        gt::io::write(p.w, "x", 1);
+        reader.set_priority(static_cast<int>(dice() % 31));
+        reader.join();
+        locker.join();
+        if (got == 'x') ++done;
+    }
+    EXPECT_EQ(done, rounds);
+}
+
+// Why: threads wait on a gt::condition_variable fed by a thread that waits
+// on a pipe fed by a gt::timer callback: the three kinds of waiting
+// (condition variable, descriptor, timer heap) hand off to each other, and
+// the deadlock report must not fire while any of them can still wake.
+TEST(IoStress, ConditionVariablesDescriptorsAndTimersHandOffWithoutALostWakeup) {
+    const watchdog dog("the hand-offs");
+    constexpr int items = 500;
+    pipe_pair p;
+    gt::mutex m;
+    gt::condition_variable cv;
+    int queued = 0, consumed = 0;
+    bool over = false;
+    std::atomic<int> written{0};
+    gt::timer feeder(
+        200us,
+        [&] {
+            if (written.load() < items && gt::io::write(p.w, "i", 1) == 1) written.fetch_add(1);
+        },
+        100us);
+    gt::thread pump([&] {
+        char c;
+        for (int i = 0; i < items; ++i) {
+            if (gt::io::read(p.r, &c, 1) != 1) break;
+            {
+                const std::lock_guard lock(m);
+                ++queued;
+            }
+            cv.notify_one();
+        }
+        const std::lock_guard lock(m);
+        over = true;
+        cv.notify_all();
+    });
+    std::vector<gt::thread> consumers;
+    for (int i = 0; i < 4; ++i) {
+        consumers.emplace_back([&] {
+            std::unique_lock lock(m);
+            for (;;) {
+                cv.wait(lock, [&] { return queued > 0 || over; });
+                if (queued == 0) return;
+                --queued;
+                ++consumed;
+            }
+        });
+    }
+    pump.join();
+    for (gt::thread& t : consumers) t.join();
+    feeder.cancel();
+    EXPECT_EQ(consumed, items);
+}
+
+// Why: a child made by fork(2) must use gt::io with its own epoll instance
+// (the inherited descriptor names the parent's): a green thread of the
+// child blocks on a pipe, the parent writes, the child's thread wakes;
+// and the parent's own waits still work afterwards.
+TEST(IoStress, AForkedChildBlocksAndWakesOnItsOwnPoller) {
+    const watchdog dog("the fork");
+    pipe_pair to_child, from_child, parent_own;
+    char c;
+    // The parent's poller holds these before the fork.
+    ASSERT_EQ(gt::io::write(parent_own.w, "p", 1), 1);
+    ASSERT_EQ(gt::io::read(parent_own.r, &c, 1), 1);
+    gt::thread parent_waiter([&] { gt::io::read(parent_own.r, &c, 1); });  // blocked across the fork
+    gt::this_thread::yield();
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        char got = 0;
+        gt::thread t([&] { gt::io::read(to_child.r, &got, 1); });
+        t.join();
+        gt::io::write(from_child.w, &got, 1);
+        std::_Exit(got == 'c' ? 0 : 3);  // the parent_waiter copy stays blocked: never joined here
+    }
+    ASSERT_EQ(gt::io::write(to_child.w, "c", 1), 1);
+    char back = 0;
+    EXPECT_EQ(gt::io::read(from_child.r, &back, 1), 1);
+    EXPECT_EQ(back, 'c');
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    ASSERT_EQ(gt::io::write(parent_own.w, "q", 1), 1);
+    parent_waiter.join();
+    EXPECT_EQ(c, 'q');
+}
+
+// Why: while every thread waits on a timer, a periodic gt::timer and an
+// idle callback that returns false, the OS thread sleeps in the poller;
+// CPU time stays a small part of the time waited.
+TEST(IoStress, TimersAndAnIdleCallbackCostLittleCpuWhileIdle) {
+    const watchdog dog("the idle run");
+    std::atomic<int> ticks{0};
+    gt::timer periodic(5ms, [&] { ticks.fetch_add(1); }, 5ms);
+    gt::idle_handle idle = gt::on_idle([] { return false; });
+    pipe_pair p;
+    gt::thread reader([&] {
+        char c;
+        gt::io::read(p.r, &c, 1, std::chrono::steady_clock::now() + 300ms);
+    });
+    const std::int64_t before = io_test::cpu_us();
+    gt::this_thread::sleep_for(300ms);
+    reader.join();
+    const std::int64_t used = io_test::cpu_us() - before;
+    periodic.cancel();
+    EXPECT_GE(ticks.load(), 10);
+    // Measured: 1-3 ms for 60 firings and as many idle rounds.
+    EXPECT_LT(used, 60'000) << "µs of CPU for 300 ms of waiting";
+}
