@@ -360,9 +360,17 @@ poller_counters poller_stats() noexcept {
 // into every program that uses gt::io (this file), and only there: no
 // descriptor is in a poller otherwise. Async-signal-safe when called from
 // a signal handler that interrupted the scheduler (it then only closes).
+// The poller's own epoll descriptor is the runtime's, not the program's: a
+// close of it (a loop that closes every number above 2, say) fails with
+// EBADF, as for a number that is not open, instead of leaving the OS
+// thread to spin in a poller whose epoll_pwait2 fails at once.
 extern "C" int close(int fd) {
     using gt::detail::scheduler;
     scheduler* s = scheduler::current_if_any();
+    if (s != nullptr && fd >= 0 && fd == s->poller().epoll_fd_if_made()) {
+        errno = EBADF;
+        return -1;
+    }
     if (s != nullptr && !s->in_critical_section() && s->poller().find(fd) != nullptr) {
         const scheduler::critical_section cs(*s);
         s->poller().forget(*s, fd);

@@ -95,7 +95,7 @@ void wake_all(scheduler& s, wait_queue& q, poller_stats& stats) noexcept {
 }  // namespace
 
 poller::~poller() {
-    if (epoll_ >= 0) ::close(epoll_);
+    if (epoll_ >= 0) syscalls::real_close(epoll_);  // the close wrapper refuses it (io.cpp)
 }
 
 int poller::epoll_fd() noexcept {

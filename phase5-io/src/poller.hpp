@@ -124,6 +124,8 @@ public:
 
     /// The epoll descriptor, made on first use; -1 with errno on failure.
     int epoll_fd() noexcept;
+    /// The epoll descriptor if it has been made, else -1 (makes none).
+    int epoll_fd_if_made() const noexcept { return epoll_; }
 
     /// In the child of a fork(2): the epoll descriptor it inherited names
     /// the parent's epoll instance (registrations would be shared with the

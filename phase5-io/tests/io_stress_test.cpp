@@ -512,3 +512,31 @@ TEST(IoStress, TimersAndAnIdleCallbackCostLittleCpuWhileIdle) {
     // Measured: 1-3 ms for 60 firings and as many idle rounds.
     EXPECT_LT(used, 60'000) << "µs of CPU for 300 ms of waiting";
 }
+
+// Why: a program that closes every descriptor above 2 (a daemon's start,
+// a child before exec) also closes the number of the scheduler's own epoll
+// instance. Closed, every idle's epoll_pwait2 failed at once with EBADF:
+// sleeps became a busy loop and gt::io calls failed. The close wrapper
+// refuses that number (EBADF, as for a number that is not open), and the
+// OS thread still sleeps in the poller (its polls counted).
+TEST(IoStress, ClosingTheSchedulersOwnEpollDescriptorFailsAndIdlingStillSleeps) {
+    const watchdog dog("the idle after a close of everything");
+    gt::this_thread::sleep_for(1ms);  // the scheduler has idled: its epoll instance exists
+    const int epoll = gt::detail::scheduler::current().poller().epoll_fd();
+    ASSERT_GE(epoll, 0);
+    errno = 0;
+    EXPECT_EQ(::close(epoll), -1);
+    EXPECT_EQ(errno, EBADF);
+    const std::uint64_t polls_before = gt::io::poller_stats().polls;
+    for (int i = 0; i < 20; ++i) gt::this_thread::sleep_for(5ms);
+    // One poll per sleep, give or take a tick's: a spinning idle polls
+    // thousands of times in 100 ms.
+    EXPECT_LT(gt::io::poller_stats().polls - polls_before, 200u);
+    pipe_pair p;
+    char c = 0;
+    gt::thread reader([&] { gt::io::read(p.r, &c, 1); });
+    gt::this_thread::sleep_for(2ms);
+    ASSERT_EQ(gt::io::write(p.w, "x", 1), 1);
+    reader.join();
+    EXPECT_EQ(c, 'x');
+}
