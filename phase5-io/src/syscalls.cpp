@@ -222,10 +222,16 @@ int clock_nanosleep(clockid_t clock, int flags, const timespec* time, timespec* 
             } else {
                 timespec now;
                 ::clock_gettime(clock, &now);  // the wall clock first: the deadline errs late, never early
-                std::int64_t left = (std::int64_t{time->tv_sec} - now.tv_sec) * 1'000'000'000 +
-                                    (time->tv_nsec - now.tv_nsec);
-                if (left <= 0) return 0;
-                deadline = parked::deadline_after({static_cast<time_t>(left / 1'000'000'000), left % 1'000'000'000});
+                // The time left as a timespec, which deadline_after
+                // saturates: in nanoseconds, a time centuries ahead (tv_sec
+                // = LONG_MAX, "never") would overflow and end the sleep at once.
+                timespec left{time->tv_sec - now.tv_sec, time->tv_nsec - now.tv_nsec};
+                if (left.tv_nsec < 0) {
+                    left.tv_nsec += 1'000'000'000;
+                    --left.tv_sec;
+                }
+                if (left.tv_sec < 0 || (left.tv_sec == 0 && left.tv_nsec == 0)) return 0;
+                deadline = parked::deadline_after(left);
             }
             parked::sleep_until(*s, deadline);
             return 0;

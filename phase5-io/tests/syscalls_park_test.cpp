@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -200,6 +201,29 @@ TEST(ParkedSleeps, ClockNanosleepParksForBothClocksRelativeAndAbsolute) {
             EXPECT_EQ(remaining.tv_sec, 7);
             EXPECT_GT(c.during(), 0);
             EXPECT_EQ(c.reason(), wait_reason::sleep);
+        }
+    }
+}
+
+// Why: an absolute time centuries ahead (tv_sec = LONG_MAX is a common
+// "never") is a sleep without end, as in the kernel. Converted to
+// nanoseconds without care, it overflowed, and the call returned 0 at
+// once: a program that sleeps until "never" in a loop spun.
+TEST(ParkedSleeps, AnAbsoluteTimeCenturiesAheadDoesNotEndTheSleepAtOnce) {
+    for (clockid_t clock : {CLOCK_MONOTONIC, CLOCK_REALTIME}) {
+        for (time_t seconds : {time_t{LONG_MAX}, time_t{LONG_MAX / 1000}, time_t{20'000'000'000}}) {
+            SCOPED_TRACE(std::string(clock == CLOCK_MONOTONIC ? "CLOCK_MONOTONIC" : "CLOCK_REALTIME") +
+                         " tv_sec " + std::to_string(seconds));
+            // The sleeper never ends (it is left asleep, detached): its
+            // flags outlive the test.
+            auto returned = std::make_shared<std::atomic<bool>>(false);
+            gt::thread([returned, clock, seconds] {
+                const timespec never{seconds, 0};
+                ::clock_nanosleep(clock, TIMER_ABSTIME, &never, nullptr);
+                returned->store(true);
+            }).detach();
+            gt::this_thread::sleep_for(20ms);  // the sleeper runs at once, and returns at once if it does
+            EXPECT_FALSE(returned->load()) << "the sleep ended at once";
         }
     }
 }
