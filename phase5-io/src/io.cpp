@@ -89,27 +89,35 @@ int await(scheduler& s, fd_state& st, direction dir, std::int64_t deadline_ns, s
     return -1;
 }
 
-// One non-blocking system call on `st`'s descriptor, `call()`, with the
-// token of `dir` cleared just before it, both inside the critical section,
-// where no other thread can close the descriptor in between; -1/EBADF
-// without the call if it was closed since `generation`. (A tick between a
-// check and the call would let a closer run, and the call would go to the
-// file that reuses the number: blocking, not in the epoll set.)
-template <typename Call>
-auto attempt(scheduler& s, fd_state& st, direction dir, std::uint32_t generation, Call call) {
+// One non-blocking system call on `st`'s descriptor, `call()`: the token
+// of `dir` is cleared just before it and set again after it if
+// `keep(result)` says the descriptor may have more (errno is the call's),
+// all inside one critical section. So no other thread can close the
+// descriptor between the generation check and the call (the call would go
+// to the file that reuses the number: blocking, not in the epoll set), and
+// none can find the token clear while it is only cleared for this call
+// (it would wait for an edge that may never come: the data or connection
+// that this call left queued raised its edge already). -1/EBADF without
+// the call if the descriptor was closed since `generation`.
+template <typename Call, typename Keep>
+auto attempt(scheduler& s, fd_state& st, direction dir, std::uint32_t generation, Call call, Keep keep) {
     decltype(call()) result = -1;
     int error = EBADF;
     {
         const scheduler::critical_section cs(s);
         if (st.generation == generation) {
-            (dir == direction::read ? st.readable : st.writable) = false;
+            bool& token = dir == direction::read ? st.readable : st.writable;
+            token = false;
             result = call();
             error = errno;
+            if (keep(result)) token = true;
         }
     }  // the section's end may switch threads, which share errno: set it after
     errno = error;
     return result;
 }
+
+bool drained(int error) noexcept { return error == EAGAIN || error == EWOULDBLOCK; }
 
 // The read side: `call()` is one non-blocking read-like system call that
 // asks for `wanted` bytes. `consumes`: false for a call that leaves what it
@@ -128,18 +136,18 @@ ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call cal
         if (await(s, *st, direction::read, deadline_ns, generation) != 0) return -1;
         // The token is cleared before the call: an edge that arrives from
         // here on sets it again, so the clear can lose none.
-        const ssize_t n = attempt(s, *st, direction::read, generation, call);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // drained: wait for the next edge
-        if (n < 0 && errno == EBADF) return -1;                            // closed: the state is no longer its
-        // A short read from a stream drained it (the next read waits for an
-        // edge instead of spending a system call on EAGAIN); anything else
-        // may leave more to read: end of file, an error, a full buffer, a
-        // peek, or a stream whose peer has shut down (the end of file still
-        // to read came in the same edge as the data).
-        if (n <= 0 || static_cast<std::size_t>(n) == wanted || st->kind != fd_kind::stream || !consumes ||
-            st->read_closed) {
-            st->readable = true;
-        }
+        const ssize_t n = attempt(s, *st, direction::read, generation, call, [&](ssize_t got) {
+            // A short read from a stream drained it (the next read waits for
+            // an edge instead of spending a system call on EAGAIN); anything
+            // else may leave more to read: end of file, an error, a full
+            // buffer, a peek, or a stream whose peer has shut down (the end
+            // of file still to read came in the same edge as the data).
+            if (got < 0) return !drained(errno);
+            return got == 0 || static_cast<std::size_t>(got) == wanted || st->kind != fd_kind::stream ||
+                   !consumes || st->read_closed;
+        });
+        if (n < 0 && drained(errno)) continue;   // drained: wait for the next edge
+        if (n < 0 && errno == EBADF) return -1;  // closed: the state is no longer its
         return n;
     }
 }
@@ -159,18 +167,21 @@ ssize_t write_like(int fd, std::size_t total, std::int64_t deadline_ns, Call cal
         if (st->kind != fd_kind::always_ready && await(s, *st, direction::write, deadline_ns, generation) != 0) {
             return done > 0 ? static_cast<ssize_t>(done) : -1;
         }
-        const ssize_t n = attempt(s, *st, direction::write, generation, [&] { return call(done); });
+        const ssize_t n = attempt(
+            s, *st, direction::write, generation, [&] { return call(done); },
+            [&](ssize_t wrote) {
+                // An error: the next call meets it too. A write that took
+                // everything leaves room, probably; a partial one filled the
+                // buffer, and the kernel's next edge says when there is room
+                // again.
+                if (wrote < 0) return !drained(errno);
+                return done + static_cast<std::size_t>(wrote) == total || st->kind != fd_kind::stream;
+            });
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) continue;  // full: wait for room
-            if (errno == EBADF) return done > 0 ? static_cast<ssize_t>(done) : -1;  // closed meanwhile
-            st->writable = true;                                    // the next call meets the error too
+            if (drained(errno)) continue;  // full: wait for room
             return done > 0 ? static_cast<ssize_t>(done) : -1;
         }
         done += static_cast<std::size_t>(n);
-        // A write that took everything leaves room, probably; a partial
-        // one filled the buffer, and the kernel's next edge says when
-        // there is room again.
-        if (done == total || st->kind != fd_kind::stream) st->writable = true;
     } while (done < total);
     return static_cast<ssize_t>(done);
 }
@@ -267,15 +278,15 @@ int accept(int listener, sockaddr* address, socklen_t* length, deadline until) {
     const std::int64_t deadline_ns = to_ns(until);
     for (;;) {
         if (await(s, *st, direction::read, deadline_ns, generation) != 0) return -1;
-        const int connection = attempt(s, *st, direction::read, generation, [&] {
-            return ::accept4(listener, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        });
-        if (connection < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // the backlog is empty
-        if (connection < 0 && errno == EBADF) return -1;                            // the listener was closed
         // Taken, or an error (EMFILE, ENFILE at the descriptor limit): the
         // backlog may hold more, and an edge-triggered poller sends no new
         // edge for connections already queued, so the token stays set.
-        st->readable = true;
+        const int connection = attempt(
+            s, *st, direction::read, generation,
+            [&] { return ::accept4(listener, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC); },
+            [](int c) { return c >= 0 || !drained(errno); });
+        if (connection < 0 && drained(errno)) continue;   // the backlog is empty
+        if (connection < 0 && errno == EBADF) return -1;  // the listener was closed
         // Registered now, as the non-blocking socket accept4 made, of the
         // listener's kind: no system calls to find that out on its first
         // read.
@@ -303,15 +314,14 @@ int connect(int fd, const sockaddr* address, socklen_t length, deadline until) {
     fd_state* st = state_of(s, fd, fd_kind::unknown, &generation);
     if (st == nullptr) return -1;
     if (st->kind == fd_kind::always_ready) return ::connect(fd, address, length);
-    // The token is clear until the handshake ends, either way.
-    if (attempt(s, *st, direction::write, generation, [&] { return ::connect(fd, address, length); }) == 0) {
-        st->writable = true;
+    // The token stays clear while the handshake goes on (EINPROGRESS):
+    // writable again once it ends, either way.
+    if (attempt(
+            s, *st, direction::write, generation, [&] { return ::connect(fd, address, length); },
+            [](int r) { return r == 0 || errno != EINPROGRESS; }) == 0) {
         return 0;
     }
-    if (errno != EINPROGRESS) {
-        if (errno != EBADF) st->writable = true;
-        return -1;
-    }
+    if (errno != EINPROGRESS) return -1;
     if (await(s, *st, direction::write, to_ns(until), generation) != 0) return -1;
     int error = 0;
     socklen_t size = sizeof error;

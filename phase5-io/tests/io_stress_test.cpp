@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -539,4 +540,125 @@ TEST(IoStress, ClosingTheSchedulersOwnEpollDescriptorFailsAndIdlingStillSleeps) 
     ASSERT_EQ(gt::io::write(p.w, "x", 1), 1);
     reader.join();
     EXPECT_EQ(c, 'x');
+}
+
+// Why: each OS thread has its own scheduler and poller; green threads of
+// four OS threads ping-pong with each other over pipes (every message
+// crosses OS threads, through the kernel), with yields and deadlines, at
+// the same time: no poller may lose an edge that another OS thread's
+// write raised, and each OS thread's idle must wake for it.
+TEST(IoStress, GreenThreadsOfFourOsThreadsPingPongAcrossThem) {
+    const watchdog dog("the cross-thread ping-pongs");
+    constexpr int os_threads = 4;
+    constexpr int per_thread = 6;
+    constexpr int rounds = 200;
+    // Ring: green thread j of OS thread i sends to green thread j of OS
+    // thread i+1 and reads from OS thread i-1's.
+    std::vector<std::array<int, 2>> pipes(os_threads * per_thread);
+    for (auto& p : pipes) ASSERT_EQ(::pipe2(p.data(), O_CLOEXEC), 0);
+    std::atomic<long> completed{0};
+    std::vector<std::thread> workers;
+    for (int i = 0; i < os_threads; ++i) {
+        workers.emplace_back([&, i] {
+            std::vector<gt::thread> ts;
+            for (int j = 0; j < per_thread; ++j) {
+                ts.emplace_back([&, i, j] {
+                    std::minstd_rand dice(static_cast<unsigned>(i * 100 + j));
+                    const int out = pipes[static_cast<std::size_t>(((i + 1) % os_threads) * per_thread + j)][1];
+                    const int in = pipes[static_cast<std::size_t>(i * per_thread + j)][0];
+                    char buffer[64];
+                    for (int r = 0; r < rounds; ++r) {
+                        // The first OS thread starts each round; the others pass it on.
+                        if (i == 0 && gt::io::write(out, buffer, sizeof buffer) != sizeof buffer) return;
+                        random_yields(dice);
+                        if (!read_exactly(in, buffer, sizeof buffer, dice)) return;
+                        if (i != 0 && gt::io::write(out, buffer, sizeof buffer) != sizeof buffer) return;
+                        completed.fetch_add(1, std::memory_order_relaxed);
+                    }
+                });
+            }
+            for (gt::thread& t : ts) t.join();
+        });
+    }
+    for (std::thread& w : workers) w.join();
+    for (auto& p : pipes) {
+        ::close(p[0]);
+        ::close(p[1]);
+    }
+    EXPECT_EQ(completed.load(), long{os_threads} * per_thread * rounds);
+}
+
+// Why: a pool of threads reading one descriptor (workers on one datagram
+// socket, acceptors on one listener) must not leave work queued while a
+// worker sleeps. A reader that clears the token, reads, and sets it again
+// only after a switch let another reader find it clear and wait for an
+// edge that never comes: the message or connection was queued already,
+// and an edge-triggered poller announces it once. Two datagrams, two
+// readers, a deadline: a reader that times out while a datagram is still
+// queued waited with the token wrongly clear.
+TEST(IoStress, TwoReadersOfOneSocketNeverWaitWhileAMessageIsQueued) {
+    const watchdog dog("the reader pool");
+    constexpr int iterations = 3000;
+    int stranded = 0;
+    std::minstd_rand dice(99);
+    for (int i = 0; i < iterations; ++i) {
+        io_test::unix_pair pair(SOCK_DGRAM);
+        ASSERT_EQ(::send(pair.a, "1", 1, 0), 1);
+        ASSERT_EQ(::send(pair.a, "2", 1, 0), 1);
+        int timed_out = 0;
+        std::vector<gt::thread> readers;
+        for (int r = 0; r < 2; ++r) {
+            const unsigned before = dice() % 100000;  // the slice may end anywhere in the recv
+            readers.emplace_back([&, before] {
+                spin_for(before);
+                char c;
+                if (gt::io::recv(pair.b, &c, 1, 0, std::chrono::steady_clock::now() + 20ms) < 0 && errno == ETIMEDOUT) {
+                    ++timed_out;
+                }
+            });
+        }
+        for (gt::thread& t : readers) t.join();
+        stranded += timed_out;
+    }
+    EXPECT_EQ(stranded, 0) << "readers that waited while a datagram was queued";
+}
+
+// Why: as above, for a pool of acceptors: two connections queued, two
+// acceptors, each accepts once.
+TEST(IoStress, TwoAcceptorsNeverWaitWhileAConnectionIsQueued) {
+    const watchdog dog("the acceptor pool");
+    constexpr int iterations = 1500;
+    sockaddr_in address;
+    const int listener = io_test::listen_loopback(address);
+    ASSERT_GE(listener, 0);
+    int stranded = 0;
+    std::minstd_rand dice(5);
+    for (int i = 0; i < iterations; ++i) {
+        const int c1 = io_test::connect_loopback(address);
+        const int c2 = io_test::connect_loopback(address);
+        ASSERT_GE(c1, 0);
+        ASSERT_GE(c2, 0);
+        int timed_out = 0;
+        std::vector<gt::thread> acceptors;
+        for (int r = 0; r < 2; ++r) {
+            const unsigned before = dice() % 100000;
+            acceptors.emplace_back([&, before] {
+                spin_for(before);
+                const int c = gt::io::accept(listener, nullptr, nullptr, std::chrono::steady_clock::now() + 20ms);
+                if (c >= 0) {
+                    gt::io::close(c);
+                } else if (errno == ETIMEDOUT) {
+                    ++timed_out;
+                }
+            });
+        }
+        for (gt::thread& t : acceptors) t.join();
+        stranded += timed_out;
+        gt::io::close(c1);
+        gt::io::close(c2);
+        // A stranded connection is still queued: take it, for the next round.
+        for (int c; (c = gt::io::accept(listener, nullptr, nullptr, io_test::already_passed())) >= 0;) gt::io::close(c);
+    }
+    gt::io::close(listener);
+    EXPECT_EQ(stranded, 0) << "acceptors that waited while a connection was queued";
 }
