@@ -5,7 +5,9 @@
 // descriptor's wait queue until the poller sets the token again.
 #include "gt/io.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -337,14 +339,39 @@ int connect(int fd, const sockaddr* address, socklen_t length) {
 
 namespace {
 
-// wait_readable and wait_writable: the token's wait, without a call after.
+// Whether `fd` is ready for `dir` now (a zero-timeout poll(2), made with
+// the system call itself: libc's poll is the program's, interposed): 1
+// ready (or hung up, failed, not open: a call would return at once), 0 not.
+int ready_now(int fd, direction dir) noexcept {
+    pollfd p{fd, static_cast<short>(dir == direction::read ? POLLIN : POLLOUT), 0};
+    const timespec zero{0, 0};
+    long n;
+    do {
+        n = ::syscall(SYS_ppoll, &p, 1, &zero, nullptr, 0);
+    } while (n < 0 && errno == EINTR);  // a tick pending: poll fails so even with a zero timeout
+    return n == 0 ? 0 : 1;
+}
+
+// wait_readable and wait_writable. The caller makes the call itself, where
+// gt cannot clear the token after it (a read that drains the descriptor,
+// an EAGAIN), so a set token is checked against the level before it is
+// trusted; else a loop of wait_readable and a read that fails with EAGAIN
+// would spin, the token set for ever. Not ready: the token is cleared, in
+// the same section as the look, and the thread waits for the next edge.
 int wait_until_ready(int fd, direction dir, deadline until) {
     scheduler& s = scheduler::current();
     std::uint32_t generation = 0;
     fd_state* st = state_of(s, fd, fd_kind::unknown, &generation);
     if (st == nullptr) return -1;
     if (st->kind == fd_kind::always_ready) return 0;
-    return await(s, *st, dir, to_ns(until), generation);
+    const std::int64_t deadline_ns = to_ns(until);
+    for (;;) {
+        if (await(s, *st, dir, deadline_ns, generation) != 0) return -1;
+        const int ready = attempt(
+            s, *st, dir, generation, [&] { return ready_now(fd, dir); }, [](int r) { return r != 0; });
+        if (ready > 0) return 0;
+        if (ready < 0) return -1;  // EBADF: closed meanwhile
+    }
 }
 
 }  // namespace

@@ -662,3 +662,31 @@ TEST(IoStress, TwoAcceptorsNeverWaitWhileAConnectionIsQueued) {
     gt::io::close(listener);
     EXPECT_EQ(stranded, 0) << "acceptors that waited while a connection was queued";
 }
+
+// Why: wait_readable is for code that makes its own calls (a library
+// handed a descriptor, an SSL read that wants more): wait, read until
+// EAGAIN, wait again. gt cannot clear the readiness token after a read it
+// does not see, and wait_readable returned at once for ever after the
+// first edge: the loop spun, tens of thousands of wakeups a second. It
+// checks the level now: one return per write here, give or take one.
+TEST(IoStress, WaitReadableWithTheProgramsOwnReadsDoesNotSpin) {
+    const watchdog dog("the wait_readable loop");
+    pipe_pair p;
+    long waits = 0, got = 0;
+    gt::thread reader([&] {
+        char buffer[16];
+        while (got < 3) {
+            if (gt::io::wait_readable(p.r) != 0) return;
+            ++waits;
+            const ssize_t n = ::read(p.r, buffer, sizeof buffer);  // the program's own read
+            if (n > 0) got += n;
+        }
+    });
+    for (int i = 0; i < 3; ++i) {
+        gt::this_thread::sleep_for(20ms);
+        ASSERT_EQ(::write(p.w, "x", 1), 1);
+    }
+    reader.join();
+    EXPECT_EQ(got, 3);
+    EXPECT_LE(waits, 6) << "returns of wait_readable for 3 one-byte writes";
+}

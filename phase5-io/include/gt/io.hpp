@@ -113,14 +113,19 @@ int connect(int fd, const sockaddr* address, socklen_t length, deadline until);
 int close(int fd);
 
 /// Waits until `fd` is readable (data, end of file, an error or a
-/// hang-up to read): 0, or -1 with errno (EBADF; ETIMEDOUT).
+/// hang-up to read): 0, or -1 with errno (EBADF; ETIMEDOUT). For code that
+/// makes its own calls on `fd`: readiness is checked against the level
+/// (one zero-timeout poll(2)) before the call returns, so a loop of
+/// wait_readable and the program's own non-blocking reads waits between
+/// rounds instead of spinning.
 int wait_readable(int fd);
 /// wait_readable() with a deadline on std::chrono::steady_clock: fails with
 /// ETIMEDOUT once `until` has passed.
 int wait_readable(int fd, deadline until);
 
 /// Waits until `fd` is writable (room, an error or a hang-up): 0, or -1
-/// with errno (EBADF; ETIMEDOUT).
+/// with errno (EBADF; ETIMEDOUT). Checked against the level, as
+/// wait_readable.
 int wait_writable(int fd);
 /// wait_writable() with a deadline on std::chrono::steady_clock: fails with
 /// ETIMEDOUT once `until` has passed.
