@@ -5,6 +5,7 @@
 // descriptor's wait queue until the poller sets the token again.
 #include "gt/io.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -413,4 +414,42 @@ extern "C" int close(int fd) {
         s->poller().forget(*s, fd);
     }
     return gt::detail::syscalls::real_close(fd);
+}
+
+namespace {
+
+// dup2 and dup3 close `target` first when it is open: the same wake and
+// forget as close(2) above, unless `fd` is not open (the call then fails
+// with EBADF and closes nothing) or the two are the same number.
+void forget_before_dup(int fd, int target) noexcept {
+    using gt::detail::scheduler;
+    scheduler* s = scheduler::current_if_any();
+    if (s == nullptr || fd == target || ::fcntl(fd, F_GETFD) < 0) return;
+    if (target == s->poller().epoll_fd_if_made()) return;  // refused below
+    if (!s->in_critical_section() && s->poller().find(target) != nullptr) {
+        const scheduler::critical_section cs(*s);
+        s->poller().forget(*s, target);
+    }
+}
+
+}  // namespace
+
+// dup2(2) and dup3(2) onto a number gt knows close that descriptor behind
+// the poller's back: its state would say "registered" for a file that is
+// not in the epoll set, and a read of the new file would wait for an edge
+// that never comes. They forget it first, as close does; the poller's own
+// epoll descriptor is refused (EBADF), as by close.
+extern "C" int dup3(int fd, int target, int flags) {
+    if (gt::detail::scheduler* s = gt::detail::scheduler::current_if_any();
+        s != nullptr && target >= 0 && target == s->poller().epoll_fd_if_made()) {
+        errno = EBADF;
+        return -1;
+    }
+    forget_before_dup(fd, target);
+    return static_cast<int>(::syscall(SYS_dup3, fd, target, flags));
+}
+
+extern "C" int dup2(int fd, int target) {
+    if (fd == target) return ::fcntl(fd, F_GETFD) < 0 ? -1 : target;  // dup2's rule; dup3 fails with EINVAL
+    return dup3(fd, target, 0);
 }

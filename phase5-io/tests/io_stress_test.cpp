@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -689,4 +690,29 @@ TEST(IoStress, WaitReadableWithTheProgramsOwnReadsDoesNotSpin) {
     reader.join();
     EXPECT_EQ(got, 3);
     EXPECT_LE(waits, 6) << "returns of wait_readable for 3 one-byte writes";
+}
+
+// Why: dup2 onto a descriptor number closes the descriptor that had it,
+// without the close wrapper: gt kept a state that said "registered" for a
+// file that was not in the epoll set, and a read of the new file waited
+// for an edge that never came, with data queued (and no deadlock report:
+// a thread waits on a descriptor). dup2 and dup3 forget the number first.
+TEST(IoStress, AReadAfterDup2OntoAKnownNumberReadsTheNewFile) {
+    const watchdog dog("the read after dup2");
+    for (bool use_dup3 : {false, true}) {
+        pipe_pair p, q;
+        char buffer[8];
+        ASSERT_EQ(gt::io::write(p.w, "a", 1), 1);
+        ASSERT_EQ(gt::io::read(p.r, buffer, sizeof buffer), 1);  // a short read: the token is clear
+        ASSERT_EQ(use_dup3 ? ::dup3(q.r, p.r, O_CLOEXEC) : ::dup2(q.r, p.r), p.r);
+        ASSERT_EQ(::write(q.w, "b", 1), 1);
+        EXPECT_EQ(gt::io::read(p.r, buffer, sizeof buffer, std::chrono::steady_clock::now() + 5s), 1)
+            << (use_dup3 ? "dup3" : "dup2") << ": " << std::strerror(errno);
+        EXPECT_EQ(buffer[0], 'b');
+    }
+    // The poller's own epoll descriptor is refused as a target.
+    const int epoll = gt::detail::scheduler::current().poller().epoll_fd();
+    pipe_pair r;
+    EXPECT_EQ(::dup2(r.r, epoll), -1);
+    EXPECT_EQ(errno, EBADF);
 }
