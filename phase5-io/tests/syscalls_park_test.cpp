@@ -90,10 +90,18 @@ private:
 // the test instead of hanging it.
 class write_when_blocked {
 public:
-    write_when_blocked(const control_block* watched, int fd)
+    // With `turns`, it also waits until the counter has counted a turn
+    // during the block, so that the test's "another thread ran meanwhile"
+    // does not depend on the order in which the writer and the counter
+    // come after the blocked thread.
+    write_when_blocked(const control_block* watched, int fd, const counter* turns = nullptr)
         : thread_({.name = "writer"},
-                  [this, watched, fd] {
-                      while (watched->state != thread_state::blocked && !written_.load()) gt::this_thread::yield();
+                  [this, watched, fd, turns] {
+                      const long before = turns != nullptr ? turns->during() : 0;
+                      while ((watched->state != thread_state::blocked || (turns != nullptr && turns->during() <= before)) &&
+                             !written_.load()) {
+                          gt::this_thread::yield();
+                      }
                       if (!written_.exchange(true)) write_one(fd);
                   }),
           rescue_([this, fd] {
@@ -186,13 +194,15 @@ TEST(ParkedSleeps, ClockNanosleepParksForBothClocksRelativeAndAbsolute) {
             SCOPED_TRACE(std::string(clock == CLOCK_MONOTONIC ? "CLOCK_MONOTONIC" : "CLOCK_REALTIME") +
                          (flags == 0 ? " relative" : " absolute"));
             const counter c(me());
+            // Before the clock is read for an absolute target: the sleep
+            // lasts at least call_time from then, not from a later start.
+            const auto start = steady::now();
             timespec now;
             ::clock_gettime(clock, &now);
             const timespec target =
                 to_timespec(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + call_time);
             const timespec relative = to_timespec(call_time);
             timespec remaining{7, 7};
-            const auto start = steady::now();
             EXPECT_EQ(::clock_nanosleep(clock, flags, flags == 0 ? &relative : &target, &remaining), 0);
             EXPECT_GE(steady::now() - start, call_time);
             ::clock_gettime(clock, &now);
@@ -293,7 +303,7 @@ TEST(ParkedPoll, PollParksUntilADescriptorIsReadyAndSetsRevents) {
     pollfd fds[3] = {{silent.read_end(), POLLIN, 0}, {spoken.read_end(), POLLIN, 0}, {-1, POLLIN, 0}};
     int result = 0;
     {
-        const write_when_blocked writer(me(), spoken.write_end());
+        const write_when_blocked writer(me(), spoken.write_end(), &c);
         result = ::poll(fds, 3, 10'000);
     }
     EXPECT_EQ(result, 1);
@@ -364,7 +374,7 @@ TEST(ParkedPoll, PpollWithoutAMaskThatUnblocksAnythingParks) {
     sigset_t own;
     pthread_sigmask(SIG_BLOCK, nullptr, &own);
     {
-        const write_when_blocked writer(me(), p.write_end());
+        const write_when_blocked writer(me(), p.write_end(), &c);
         EXPECT_EQ(::ppoll(&fd, 1, nullptr, &own), 1);
     }
     EXPECT_EQ(fd.revents, POLLIN);
@@ -432,7 +442,7 @@ TEST(ParkedSelect, SelectParksAndLeavesOnlyTheReadyDescriptorsInItsSets) {
     timeval timeout{10, 0};
     int result = 0;
     {
-        const write_when_blocked writer(me(), spoken.write_end());
+        const write_when_blocked writer(me(), spoken.write_end(), &c);
         result = ::select(count, &readable, &writable, nullptr, &timeout);
     }
     EXPECT_EQ(result, 1);
@@ -487,7 +497,7 @@ TEST(ParkedSelect, PselectParksUntilReadyOrItsTimeout) {
     EXPECT_GT(after_timeout, 0);
     FD_SET(p.read_end(), &readable);
     {
-        const write_when_blocked writer(me(), p.write_end());
+        const write_when_blocked writer(me(), p.write_end(), &c);
         EXPECT_EQ(::pselect(p.read_end() + 1, &readable, nullptr, nullptr, nullptr, nullptr), 1);
     }
     EXPECT_TRUE(FD_ISSET(p.read_end(), &readable));
@@ -521,7 +531,7 @@ TEST(ParkedEpoll, EpollWaitParksOnTheProgramsEpollDescriptor) {
         EXPECT_GT(after_timeout, 0);
         int result = 0;
         {
-            const write_when_blocked writer(me(), p.write_end());
+            const write_when_blocked writer(me(), p.write_end(), &c);
             result = round == 0 ? ::epoll_wait(epoll, events, 4, -1) : ::epoll_pwait(epoll, events, 4, 10'000, nullptr);
         }
         EXPECT_EQ(result, 1);
