@@ -19,6 +19,7 @@
 
 #include "gt/io.hpp"
 #include "gt/thread.hpp"
+#include "blocked_on.hpp"
 #include "io_helpers.hpp"
 #include "poller.hpp"
 #include "scheduler.hpp"
@@ -145,7 +146,7 @@ TEST(IoEdge, CloseWakesReadersAndWritersWithEbadf) {
                 write_result = gt::io::write(write_end, "z", 1);
                 write_error = errno;
             });
-            for (int i = 0; i < 3; ++i) gt::this_thread::yield();  // both block
+            ASSERT_TRUE(poll_until([] { return blocked_on("readable") + blocked_on("writable") == 2; }));  // both block
             const auto closer = [&](int fd) { return plain_close ? ::close(fd) : gt::io::close(fd); };
             EXPECT_EQ(closer(read_end), 0);
             if (write_end != read_end) {
@@ -182,7 +183,7 @@ TEST(IoEdge, ANumberReusedAtOnceAfterACloseIsANewDescriptor) {
             n = gt::io::read(number, got, sizeof got);
             error = errno;
         });
-        gt::this_thread::yield();  // it blocks
+        ASSERT_TRUE(wait_until_blocked_on("readable", 1));  // it blocks
         ASSERT_EQ(plain_close ? ::close(number) : gt::io::close(number), 0);
         old_pipe.r = -1;
         int fds[2];
@@ -268,7 +269,7 @@ TEST(IoEdge, AHangUpDoesNotMakeThePollerSpin) {
             first = gt::io::read(mine, &c, 1);      // the peer's close ends it
             second = gt::io::read(later.r, &c, 1);  // then it waits elsewhere; `mine` stays open
         });
-        gt::this_thread::yield();  // the waiter blocks on `mine`
+        ASSERT_TRUE(wait_until_blocked_on("readable", 1));  // the waiter blocks on `mine`
         if (reset) {
             const linger abort{1, 0};
             ASSERT_EQ(::setsockopt(peer, SOL_SOCKET, SO_LINGER, &abort, sizeof abort), 0);

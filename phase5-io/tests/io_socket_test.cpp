@@ -20,6 +20,7 @@
 
 #include "gt/io.hpp"
 #include "gt/thread.hpp"
+#include "blocked_on.hpp"
 #include "io_helpers.hpp"
 #include "poller.hpp"
 #include "scheduler.hpp"
@@ -62,7 +63,7 @@ TEST(IoSocket, APeerResetFailsReadsAndWrites) {
         n = gt::io::read(tcp.server, &c, 1);
         error = errno;
     });
-    gt::this_thread::yield();  // it blocks
+    ASSERT_TRUE(wait_until_blocked_on("readable", 1));  // it blocks
     abort_on_close(tcp.client);
     gt::io::close(tcp.client);
     tcp.client = -1;
@@ -92,7 +93,7 @@ TEST(IoSocket, AWriterBlockedOnAFullSocketWakesWhenThePeerResets) {
         n = gt::io::write(tcp.server, block, sizeof block);
         error = errno;
     });
-    gt::this_thread::yield();  // it blocks
+    ASSERT_TRUE(wait_until_blocked_on("writable", 1));  // it blocks
     abort_on_close(tcp.client);
     gt::io::close(tcp.client);
     tcp.client = -1;
@@ -359,7 +360,7 @@ TEST(IoSocket, TheFdOwnerClosesOnceAndMovesReleasesAndResets) {
             n = gt::io::read(fds[0], &c, 1);
             error = errno;
         });
-        gt::this_thread::yield();  // it blocks
+        ASSERT_TRUE(wait_until_blocked_on("readable", 1));  // it blocks
         assigned.reset();          // closes, waking the reader
         EXPECT_FALSE(assigned);
         reader.join();
@@ -471,7 +472,7 @@ TEST(IoSocket, AnAcceptedNumberClosedBehindGtsBackIsRegisteredAfresh) {
     char got[8] = {};
     gt::thread reader(
         [&] { n = gt::io::read(second, got, sizeof got, std::chrono::steady_clock::now() + 5s); });
-    gt::this_thread::yield();                             // it blocks
+    ASSERT_TRUE(wait_until_blocked_on("readable", 1));  // it blocks
     ASSERT_EQ(gt::io::write(first_client, "old", 3), 3);  // an event for the old generation
     gt::this_thread::sleep_for(2ms);
     ASSERT_EQ(gt::io::write(second_client, "new", 3), 3);

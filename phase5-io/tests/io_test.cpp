@@ -21,6 +21,7 @@
 #include "gt/debug.hpp"
 #include "gt/io.hpp"
 #include "gt/thread.hpp"
+#include "blocked_on.hpp"
 #include "cooperative.hpp"
 #include "io_helpers.hpp"
 
@@ -130,7 +131,7 @@ TEST(Io, CloseWakesAWaiterWithEbadf) {
             n = gt::io::read(fds[0], &c, 1);
             error = errno;
         });
-        gt::this_thread::yield();  // it blocks
+        ASSERT_TRUE(wait_until_blocked_on("readable", 1));  // a tick may delay it: wait until it blocks
         if (plain_close) {
             ::close(fds[0]);  // gt intercepts close(2) too
         } else {
@@ -200,7 +201,7 @@ TEST(Io, TheDumpNamesTheDescriptorAThreadWaitsOn) {
         char c;
         gt::io::read(p.r, &c, 1);
     });
-    gt::this_thread::yield();
+    ASSERT_TRUE(wait_until_blocked_on("readable", 1));  // a tick may delay it: wait until it blocks
     std::ostringstream out;
     gt::debug::dump_threads(out);
     const std::string dump = out.str();
