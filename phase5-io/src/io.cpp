@@ -149,9 +149,8 @@ ssize_t read_like(int fd, std::size_t wanted, std::int64_t deadline_ns, Call cal
             return got == 0 || static_cast<std::size_t>(got) == wanted || st->kind != fd_kind::stream ||
                    !consumes || st->read_closed;
         });
-        if (n < 0 && drained(errno)) continue;   // drained: wait for the next edge
-        if (n < 0 && errno == EBADF) return -1;  // closed: the state is no longer its
-        return n;
+        if (n < 0 && drained(errno)) continue;  // drained: wait for the next edge
+        return n;                               // -1/EBADF too: closed, the state is no longer its
     }
 }
 
@@ -288,8 +287,7 @@ int accept(int listener, sockaddr* address, socklen_t* length, deadline until) {
             s, *st, direction::read, generation,
             [&] { return ::accept4(listener, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC); },
             [](int c) { return c >= 0 || !drained(errno); });
-        if (connection < 0 && drained(errno)) continue;   // the backlog is empty
-        if (connection < 0 && errno == EBADF) return -1;  // the listener was closed
+        if (connection < 0 && drained(errno)) continue;  // the backlog is empty
         // Registered now, as the non-blocking socket accept4 made, of the
         // listener's kind: no system calls to find that out on its first
         // read.
@@ -402,50 +400,42 @@ poller_counters poller_stats() noexcept {
 // close of it (a loop that closes every number above 2, say) fails with
 // EBADF, as for a number that is not open, instead of leaving the OS
 // thread to spin in a poller whose epoll_pwait2 fails at once.
-extern "C" int close(int fd) {
+namespace {
+
+// What close(2), dup2(2) and dup3(2) do before they close `fd`: the calling
+// OS thread's poller forgets it, waking its waiters. False, with errno
+// EBADF, for the poller's own epoll descriptor, which they may not close.
+bool forget_closing(int fd) noexcept {
     using gt::detail::scheduler;
     scheduler* s = scheduler::current_if_any();
-    if (s != nullptr && fd >= 0 && fd == s->poller().epoll_fd_if_made()) {
+    if (s == nullptr) return true;
+    if (fd >= 0 && fd == s->poller().epoll_fd_if_made()) {
         errno = EBADF;
-        return -1;
+        return false;
     }
-    if (s != nullptr && !s->in_critical_section() && s->poller().find(fd) != nullptr) {
+    if (!s->in_critical_section() && s->poller().find(fd) != nullptr) {
         const scheduler::critical_section cs(*s);
         s->poller().forget(*s, fd);
     }
-    return gt::detail::syscalls::real_close(fd);
-}
-
-namespace {
-
-// dup2 and dup3 close `target` first when it is open: the same wake and
-// forget as close(2) above, unless `fd` is not open (the call then fails
-// with EBADF and closes nothing) or the two are the same number.
-void forget_before_dup(int fd, int target) noexcept {
-    using gt::detail::scheduler;
-    scheduler* s = scheduler::current_if_any();
-    if (s == nullptr || fd == target || ::fcntl(fd, F_GETFD) < 0) return;
-    if (target == s->poller().epoll_fd_if_made()) return;  // refused below
-    if (!s->in_critical_section() && s->poller().find(target) != nullptr) {
-        const scheduler::critical_section cs(*s);
-        s->poller().forget(*s, target);
-    }
+    return true;
 }
 
 }  // namespace
 
+extern "C" int close(int fd) {
+    if (!forget_closing(fd)) return -1;
+    return gt::detail::syscalls::real_close(fd);
+}
+
 // dup2(2) and dup3(2) onto a number gt knows close that descriptor behind
 // the poller's back: its state would say "registered" for a file that is
 // not in the epoll set, and a read of the new file would wait for an edge
-// that never comes. They forget it first, as close does; the poller's own
-// epoll descriptor is refused (EBADF), as by close.
+// that never comes. They forget it first, as close does, unless `fd` is
+// not open (the call then fails with EBADF and closes nothing) or the two
+// are the same number; the poller's own epoll descriptor is refused
+// (EBADF), as by close.
 extern "C" int dup3(int fd, int target, int flags) {
-    if (gt::detail::scheduler* s = gt::detail::scheduler::current_if_any();
-        s != nullptr && target >= 0 && target == s->poller().epoll_fd_if_made()) {
-        errno = EBADF;
-        return -1;
-    }
-    forget_before_dup(fd, target);
+    if (fd != target && ::fcntl(fd, F_GETFD) >= 0 && !forget_closing(target)) return -1;
     return static_cast<int>(::syscall(SYS_dup3, fd, target, flags));
 }
 
